@@ -1,0 +1,379 @@
+"""Hierarchical VQ-VAE-2 (Razavi et al. 2019) for 2D slices and 3D volumes, with any number of levels."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from monai.networks.layers import Act, Conv, get_act_layer
+from monai.utils import ensure_tuple_rep
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from monai_vqvae2.networks.blocks import DownsampleEncoder, UpsampleDecoder, num_halvings
+from monai_vqvae2.networks.quantizer import RestartEMAQuantizer
+
+__all__ = ["VQVAE2", "VQVAE2Encoding"]
+
+
+class VQVAE2Encoding(NamedTuple):
+    """What :meth:`VQVAE2.encode` returns; every list holds one entry per level, coarsest first.
+
+    Attributes:
+        quantized: quantized latents ``(B, embedding_dim[l], *latent_shape[l])`` with straight-through gradients.
+        indices: code indices ``(B, *latent_shape[l])``, dtype long.
+        quantization_loss: sum of the levels' commitment losses (a scalar).
+    """
+
+    quantized: list[torch.Tensor]
+    indices: list[torch.Tensor]
+    quantization_loss: torch.Tensor
+
+
+def _per_level(value: int | Sequence[int], num_levels: int, name: str) -> tuple[int, ...]:
+    values = tuple(value) if isinstance(value, Sequence) else ensure_tuple_rep(value, num_levels)
+    if len(values) != num_levels:
+        raise ValueError(f"`{name}` needs {num_levels} entries (one per level, coarsest first), got {len(values)}.")
+    if any(int(v) < 1 for v in values):
+        raise ValueError(f"`{name}` entries must be positive integers, got {tuple(values)}.")
+    return tuple(int(v) for v in values)
+
+
+class VQVAE2(nn.Module):
+    """Hierarchical VQ-VAE-2 from "Generating Diverse High-Fidelity Images with VQ-VAE-2" (Razavi et al. 2019,
+    https://arxiv.org/abs/1906.00446), for 2D or 3D images and ``num_levels >= 1`` latent levels.
+
+    The encoder downsamples the image level by level (bottom = finest first, then each coarser level from the previous
+    level's features). Quantization runs top-down: the coarsest level is quantized first, and each finer level is
+    quantized from its encoder features concatenated with a decoding of the coarser quantized levels. The decoder takes
+    all levels: coarser quantized latents are upsampled to the finest latent resolution and concatenated with it.
+    Every level has its own :class:`~monai_vqvae2.networks.quantizer.RestartEMAQuantizer` (k-means initialisation,
+    dead-code restart), which avoids the codebook collapse that plain EMA codebooks show on brain slices.
+
+    All per-level arguments take an int (same for every level) or a sequence ordered **coarsest level first**, the
+    order used everywhere in this package (``index_quantize`` returns the top level's indices first).
+
+    With the defaults a ``(1, 256, 256)`` slice gives a 32×32 top and a 64×64 bottom index map, and a 3D
+    ``(1, 64, 64, 64)`` volume gives 8³ and 16³.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: image channels.
+        out_channels: reconstruction channels.
+        channels: hidden width of each level's encoder and decoder.
+        num_res_layers: residual units in each encoder/decoder stage.
+        num_res_channels: hidden channels of the residual units.
+        num_levels: number of latent levels.
+        downsample_factors: downsampling of each level relative to the next finer one (the finest level relative to
+            the image), powers of two, coarsest first. Default: the finest level ×4, every coarser level ×2.
+        num_embeddings: codes per level.
+        embedding_dim: code size per level.
+        commitment_cost: weight of the commitment loss.
+        decay: EMA decay of the codebooks.
+        epsilon: Laplace smoothing of the EMA cluster sizes.
+        codebook_init: ``"kmeans"`` (on the first training batch) or ``"normal"`` (MONAI's ``EMAQuantizer`` default,
+            which collapses on brain MRI; kept for comparison).
+        restart_threshold: codes whose EMA count falls below this are re-seeded from encoder outputs; 0 disables.
+        restart_interval: training updates between dead-code checks.
+        act: activation name or ``(name, kwargs)``.
+        output_act: optional activation on the reconstruction, e.g. ``"sigmoid"`` for images in [0, 1].
+        use_checkpointing: recompute encoder/decoder activations in the backward pass to save memory.
+        ddp_sync: synchronise codebook statistics across DDP ranks.
+
+    Example::
+
+        net = VQVAE2(spatial_dims=2, in_channels=1, out_channels=1)
+        reconstruction, quantization_loss = net(torch.rand(2, 1, 256, 256))
+        indices_top, indices_bottom = net.index_quantize(torch.rand(2, 1, 256, 256))  # (2, 32, 32), (2, 64, 64)
+        images = net.decode_samples([indices_top, indices_bottom])  # (2, 1, 256, 256)
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        channels: int | Sequence[int] = 128,
+        num_res_layers: int | Sequence[int] = 2,
+        num_res_channels: int | Sequence[int] = 32,
+        num_levels: int = 2,
+        downsample_factors: Sequence[int] | None = None,
+        num_embeddings: int | Sequence[int] = 512,
+        embedding_dim: int | Sequence[int] = 64,
+        commitment_cost: float = 0.25,
+        decay: float = 0.99,
+        epsilon: float = 1e-5,
+        codebook_init: str = "kmeans",
+        restart_threshold: float = 1.0,
+        restart_interval: int = 20,
+        act: str | tuple = Act.RELU,
+        output_act: str | tuple | None = None,
+        use_checkpointing: bool = False,
+        ddp_sync: bool = True,
+    ) -> None:
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"`spatial_dims` must be 2 or 3, got {spatial_dims}.")
+        if num_levels < 1:
+            raise ValueError(f"`num_levels` must be >= 1, got {num_levels}.")
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(f"`in_channels` and `out_channels` must be >= 1, got {in_channels} and {out_channels}.")
+        if downsample_factors is None:
+            downsample_factors = (2,) * (num_levels - 1) + (4,)
+        downsample_factors = tuple(int(f) for f in downsample_factors)
+        if len(downsample_factors) != num_levels:
+            raise ValueError(
+                f"`downsample_factors` needs {num_levels} entries (one per level, coarsest first), "
+                f"got {downsample_factors}."
+            )
+        for factor in downsample_factors:
+            num_halvings(factor, "entry of `downsample_factors`")
+
+        self.spatial_dims = spatial_dims
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.num_levels = num_levels
+        self.downsample_factors = downsample_factors
+        self.channels = _per_level(channels, num_levels, "channels")
+        self.num_res_layers = _per_level(num_res_layers, num_levels, "num_res_layers")
+        self.num_res_channels = _per_level(num_res_channels, num_levels, "num_res_channels")
+        self.num_embeddings = _per_level(num_embeddings, num_levels, "num_embeddings")
+        self.embedding_dim = _per_level(embedding_dim, num_levels, "embedding_dim")
+        self.use_checkpointing = use_checkpointing
+        conv = Conv[Conv.CONV, spatial_dims]
+        conv_transpose = Conv[Conv.CONVTRANS, spatial_dims]
+        bottom = num_levels - 1
+
+        # encoders[l] maps level l+1's features (the image for the bottom level) to level l's features
+        self.encoders = nn.ModuleList(
+            DownsampleEncoder(
+                spatial_dims,
+                in_channels if level == bottom else self.channels[level + 1],
+                self.channels[level],
+                downsample_factors[level],
+                self.num_res_layers[level],
+                self.num_res_channels[level],
+                act,
+            )
+            for level in range(num_levels)
+        )
+        # condition_decoders[l - 1] decodes the coarser levels (quantized level l-1, plus its own condition when it has
+        # one) to level l's resolution; level l is quantized from its features concatenated with that decoding
+        self.condition_decoders = nn.ModuleList(
+            UpsampleDecoder(
+                spatial_dims,
+                self.embedding_dim[level - 1] * (1 if level == 1 else 2),
+                self.embedding_dim[level - 1],
+                self.channels[level - 1],
+                downsample_factors[level - 1],
+                self.num_res_layers[level - 1],
+                self.num_res_channels[level - 1],
+                act,
+            )
+            for level in range(1, num_levels)
+        )
+        self.pre_quantization = nn.ModuleList(
+            conv(
+                self.channels[level] + (self.embedding_dim[level - 1] if level > 0 else 0),
+                self.embedding_dim[level],
+                kernel_size=1,
+            )
+            for level in range(num_levels)
+        )
+        self.quantizers = nn.ModuleList(
+            RestartEMAQuantizer(
+                spatial_dims,
+                self.num_embeddings[level],
+                self.embedding_dim[level],
+                commitment_cost=commitment_cost,
+                decay=decay,
+                epsilon=epsilon,
+                codebook_init=codebook_init,
+                restart_threshold=restart_threshold,
+                restart_interval=restart_interval,
+                ddp_sync=ddp_sync,
+            )
+            for level in range(num_levels)
+        )
+        # upsamplers[l] brings quantized level l to the finest latent resolution for the decoder
+        self.upsamplers = nn.ModuleList()
+        for level in range(bottom):
+            stages: list[nn.Module] = []
+            for coarser in range(level, bottom):
+                for _ in range(num_halvings(downsample_factors[coarser])):
+                    stages.append(
+                        conv_transpose(
+                            self.embedding_dim[level], self.embedding_dim[level], kernel_size=4, stride=2, padding=1
+                        )
+                    )
+            self.upsamplers.append(nn.Sequential(*stages))
+        self.decoder = UpsampleDecoder(
+            spatial_dims,
+            sum(self.embedding_dim),
+            out_channels,
+            self.channels[bottom],
+            downsample_factors[bottom],
+            self.num_res_layers[bottom],
+            self.num_res_channels[bottom],
+            act,
+        )
+        self.output_act = get_act_layer(output_act) if output_act is not None else nn.Identity()
+
+    @property
+    def total_downsampling(self) -> int:
+        """Downsampling from the image to the coarsest level; every input spatial size must be a multiple of it."""
+        return math.prod(self.downsample_factors)
+
+    def latent_shapes(self, spatial_shape: Sequence[int]) -> list[tuple[int, ...]]:
+        """Spatial shapes of the index maps for an input of spatial shape ``spatial_shape``, coarsest first.
+
+        Args:
+            spatial_shape: input spatial size, e.g. ``(256, 256)``.
+
+        Returns:
+            one spatial shape per level, e.g. ``[(32, 32), (64, 64)]`` for the defaults.
+
+        Raises:
+            ValueError: when ``spatial_shape`` has the wrong length or a size is not a multiple of
+                :attr:`total_downsampling`.
+        """
+        spatial_shape = tuple(int(s) for s in spatial_shape)
+        if len(spatial_shape) != self.spatial_dims:
+            raise ValueError(
+                f"Expected {self.spatial_dims} spatial sizes for a {self.spatial_dims}D VQVAE2, got {spatial_shape}."
+            )
+        multiple = self.total_downsampling
+        bad = [s for s in spatial_shape if s % multiple or s == 0]
+        if bad:
+            raise ValueError(
+                f"Input spatial size {spatial_shape} is not divisible by the total downsampling {multiple} of the "
+                f"{self.num_levels}-level VQVAE2 (downsample_factors={self.downsample_factors}): every spatial size "
+                f"must be a positive multiple of {multiple}."
+            )
+        shapes = []
+        for level in range(self.num_levels):
+            factor = math.prod(self.downsample_factors[level:])
+            shapes.append(tuple(s // factor for s in spatial_shape))
+        return shapes
+
+    def _check_images(self, images: torch.Tensor) -> None:
+        if images.ndim != self.spatial_dims + 2:
+            raise ValueError(
+                f"Expected a {self.spatial_dims + 2}D input (B, C, {'H, W' if self.spatial_dims == 2 else 'H, W, D'}) "
+                f"for a {self.spatial_dims}D VQVAE2, got shape {tuple(images.shape)}."
+            )
+        if images.shape[1] != self.in_channels:
+            raise ValueError(
+                f"Expected {self.in_channels} input channel(s) (`in_channels`), got {images.shape[1]} "
+                f"in an input of shape {tuple(images.shape)}."
+            )
+        self.latent_shapes(images.shape[2:])
+
+    def _run(self, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.use_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(module, x, use_reentrant=False)  # type: ignore[return-value]
+        return module(x)
+
+    def _encode(self, images: torch.Tensor, update: bool) -> VQVAE2Encoding:
+        self._check_images(images)
+        features: list[torch.Tensor] = []
+        hidden = images
+        for level in reversed(range(self.num_levels)):
+            hidden = self._run(self.encoders[level], hidden)
+            features.insert(0, hidden)
+        quantized: list[torch.Tensor] = []
+        indices: list[torch.Tensor] = []
+        loss = images.new_zeros(())
+        condition: torch.Tensor | None = None
+        for level in range(self.num_levels):
+            hidden = features[level]
+            if level > 0:
+                coarser = quantized[-1] if condition is None else torch.cat([quantized[-1], condition], dim=1)
+                condition = self._run(self.condition_decoders[level - 1], coarser)
+                hidden = torch.cat([hidden, condition], dim=1)
+            level_quantized, level_loss, level_indices = self.quantizers[level](
+                self.pre_quantization[level](hidden), update=update
+            )
+            quantized.append(level_quantized)
+            indices.append(level_indices)
+            loss = loss + level_loss
+        return VQVAE2Encoding(quantized, indices, loss)
+
+    def encode(self, images: torch.Tensor) -> VQVAE2Encoding:
+        """Encode and quantize every level (codebooks update only in training mode, as in :meth:`forward`).
+
+        Args:
+            images: ``(B, in_channels, *spatial)``, spatial sizes multiples of :attr:`total_downsampling`.
+
+        Returns:
+            a :class:`VQVAE2Encoding` (quantized latents, indices, quantization loss), levels coarsest first.
+        """
+        return self._encode(images, update=True)
+
+    def decode(self, quantized: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Decode quantized latents (coarsest first) to an image ``(B, out_channels, *spatial)``."""
+        if len(quantized) != self.num_levels:
+            raise ValueError(f"Expected {self.num_levels} quantized levels (coarsest first), got {len(quantized)}.")
+        parts = [upsample(level) for upsample, level in zip(self.upsamplers, quantized)] + [quantized[-1]]
+        return self.output_act(self._run(self.decoder, torch.cat(parts, dim=1)))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruct ``images``; same contract as :class:`monai.networks.nets.VQVAE`.
+
+        Args:
+            images: ``(B, in_channels, *spatial)``, spatial sizes multiples of :attr:`total_downsampling`.
+
+        Returns:
+            ``(reconstruction, quantization_loss)``: ``(B, out_channels, *spatial)`` and a scalar (sum over levels).
+
+        Raises:
+            ValueError: wrong dimensionality, channel count, or a spatial size that is not a multiple of
+                :attr:`total_downsampling`.
+        """
+        encoding = self._encode(images, update=True)
+        return self.decode(encoding.quantized), encoding.quantization_loss
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """The reconstruction alone (what :class:`~monai_vqvae2.networks.VQVAE2Reconstructor` exports)."""
+        return self.forward(images)[0]
+
+    @torch.no_grad()
+    def index_quantize(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """Code indices of every level, coarsest first, without ever updating the codebooks (in any mode).
+
+        Args:
+            images: ``(B, in_channels, *spatial)``.
+
+        Returns:
+            ``[indices_top, ..., indices_bottom]``, each ``(B, *latent_shape)``, dtype long.
+        """
+        return self._encode(images, update=False).indices
+
+    def embed(self, indices: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Look up the codes of index maps (coarsest first); returns ``(B, embedding_dim[l], *latent_shape[l])``."""
+        if len(indices) != self.num_levels:
+            raise ValueError(f"Expected {self.num_levels} index maps (coarsest first), got {len(indices)}.")
+        quantized = []
+        for level, (quantizer, level_indices) in enumerate(zip(self.quantizers, indices)):
+            if level_indices.ndim != self.spatial_dims + 1:
+                raise ValueError(
+                    f"Index map of level {level} must have shape (B, *{self.spatial_dims} spatial dims), "
+                    f"got {tuple(level_indices.shape)}."
+                )
+            quantized.append(quantizer.embed(level_indices.long()))
+        return quantized
+
+    def decode_samples(self, indices: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Decode code indices (e.g. sampled by a prior), coarsest first, to images ``(B, out_channels, *spatial)``."""
+        return self.decode(self.embed(indices))
+
+    def reset_codebook_usage(self) -> None:
+        """Start a new usage window on every level's quantizer."""
+        for quantizer in self.quantizers:
+            quantizer.reset_usage()
+
+    def codebook_usage(self, sync: bool = True) -> list[dict[str, float]]:
+        """Usage statistics per level, coarsest first (see ``RestartEMAQuantizer.usage_statistics``)."""
+        return [quantizer.usage_statistics(sync=sync) for quantizer in self.quantizers]
