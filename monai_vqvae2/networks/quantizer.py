@@ -104,6 +104,8 @@ class RestartEMAQuantizer(EMAQuantizer):
         max_init_points: at most this many encoder outputs (drawn at random) feed the k-means initialisation.
         restart_threshold: codes whose EMA count is below this are restarted; ``0`` disables restarts.
         restart_interval: number of training updates between dead-code checks.
+        seed: seed of the initialisation and restart draws; each draw uses ``seed`` and the update count, so a
+            resumed run makes the same draws as an uninterrupted one, whatever the global random state.
         ddp_sync: all-reduce EMA statistics and broadcast re-seeded codes when ``torch.distributed`` is initialised.
 
     Example::
@@ -125,6 +127,7 @@ class RestartEMAQuantizer(EMAQuantizer):
         max_init_points: int = 16384,
         restart_threshold: float = 1.0,
         restart_interval: int = 20,
+        seed: int = 0,
         ddp_sync: bool = True,
     ) -> None:
         if spatial_dims not in (2, 3):
@@ -151,6 +154,7 @@ class RestartEMAQuantizer(EMAQuantizer):
         self.max_init_points = max_init_points
         self.restart_threshold = restart_threshold
         self.restart_interval = restart_interval
+        self.seed = seed
         # persistent: a resumed run neither re-initialises its codebook nor shifts its restart schedule
         self.register_buffer("initialized", torch.tensor(codebook_init == "normal"))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
@@ -223,11 +227,17 @@ class RestartEMAQuantizer(EMAQuantizer):
             quantized = inputs + (quantized - inputs).detach()
         return quantized, loss, indices.view(inputs.shape[0], *inputs.shape[2:])
 
+    def _generator(self, device: torch.device) -> torch.Generator:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(self.seed * 1_000_003 + int(self.num_updates))
+        return generator
+
     @torch.no_grad()
     def _initialise(self, flat: torch.Tensor) -> None:
+        generator = self._generator(flat.device)
         if flat.shape[0] > self.max_init_points:
-            flat = flat[torch.randperm(flat.shape[0], device=flat.device)[: self.max_init_points]]
-        codebook = kmeans(flat, self.num_embeddings, self.kmeans_iters)
+            flat = flat[torch.randperm(flat.shape[0], device=flat.device, generator=generator)[: self.max_init_points]]
+        codebook = kmeans(flat, self.num_embeddings, self.kmeans_iters, generator)
         self._broadcast(codebook)
         self.embedding.weight.data.copy_(codebook)
         self.ema_w.data.copy_(codebook)
@@ -255,8 +265,10 @@ class RestartEMAQuantizer(EMAQuantizer):
         dead = torch.nonzero(self.ema_cluster_size < self.restart_threshold).squeeze(1)
         if dead.numel() == 0:
             return
-        new_codes = _sample_by_distance(flat, squared_distance, dead.numel(), None)
-        new_codes = new_codes + torch.randn_like(new_codes) * (1e-2 * flat.std().clamp_min(1e-6))
+        generator = self._generator(flat.device)
+        new_codes = _sample_by_distance(flat, squared_distance, dead.numel(), generator)
+        noise = torch.randn(new_codes.shape, generator=generator, device=new_codes.device)
+        new_codes = new_codes + noise * (1e-2 * flat.std().clamp_min(1e-6))
         self._broadcast(new_codes)
         self.embedding.weight.data[dead] = new_codes
         self.ema_w.data[dead] = new_codes

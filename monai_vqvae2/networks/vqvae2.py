@@ -77,6 +77,8 @@ class VQVAE2(nn.Module):
             which collapses on brain MRI; kept for comparison).
         restart_threshold: codes whose EMA count falls below this are re-seeded from encoder outputs; 0 disables.
         restart_interval: training updates between dead-code checks.
+        seed: seed of the codebook initialisation and restart draws (level ``l`` uses ``seed + l``); draws depend
+            only on it and the update count, so resumed runs repeat them exactly.
         act: activation name or ``(name, kwargs)``.
         output_act: optional activation on the reconstruction, e.g. ``"sigmoid"`` for images in [0, 1].
         use_checkpointing: recompute encoder/decoder activations in the backward pass to save memory.
@@ -108,6 +110,7 @@ class VQVAE2(nn.Module):
         codebook_init: str = "kmeans",
         restart_threshold: float = 1.0,
         restart_interval: int = 20,
+        seed: int = 0,
         act: str | tuple = Act.RELU,
         output_act: str | tuple | None = None,
         use_checkpointing: bool = False,
@@ -193,6 +196,7 @@ class VQVAE2(nn.Module):
                 codebook_init=codebook_init,
                 restart_threshold=restart_threshold,
                 restart_interval=restart_interval,
+                seed=seed + level,
                 ddp_sync=ddp_sync,
             )
             for level in range(num_levels)

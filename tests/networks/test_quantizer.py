@@ -139,3 +139,17 @@ def test_codebooks_stay_identical_across_ddp_ranks(tmp_path):
     assert int(states[0]["num_restarted"]) > 0
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_initialisation_and_restart_draws_ignore_the_global_random_state():
+    inputs = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    codebooks = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        quantizer = RestartEMAQuantizer(2, num_embeddings=16, embedding_dim=4, restart_interval=1, seed=3)
+        quantizer.embedding.weight.data.zero_()
+        for step in range(3):
+            quantizer(inputs + step)
+        codebooks.append(quantizer.codebook.clone())
+    assert int(quantizer.num_restarted) > 0
+    assert torch.equal(codebooks[0], codebooks[1])
