@@ -1,0 +1,34 @@
+"""Ignite/MONAI engines and handlers for training and evaluating the VQ-VAE-2."""
+
+from __future__ import annotations
+
+from monai_vqvae2.engines.autoencoder import (
+    QUANTIZATION_LOSS,
+    RECONSTRUCTION_LOSS,
+    ReconstructionBatch,
+    VQVAE2Evaluator,
+    VQVAE2Trainer,
+    loss_terms,
+    unpack_network_output,
+)
+from monai_vqvae2.engines.checkpoint import CheckpointHandler, latest_checkpoint
+from monai_vqvae2.engines.provenance import package_versions, record_run
+from monai_vqvae2.engines.handlers import CodebookUsageHandler, MetricsJSONWriter, ReconstructionFigureHandler, level_names
+
+__all__ = [
+    "QUANTIZATION_LOSS",
+    "RECONSTRUCTION_LOSS",
+    "ReconstructionBatch",
+    "VQVAE2Trainer",
+    "VQVAE2Evaluator",
+    "loss_terms",
+    "unpack_network_output",
+    "CheckpointHandler",
+    "latest_checkpoint",
+    "CodebookUsageHandler",
+    "MetricsJSONWriter",
+    "ReconstructionFigureHandler",
+    "level_names",
+    "package_versions",
+    "record_run",
+]

@@ -1,0 +1,216 @@
+"""Ignite handlers of the VQ-VAE-2 stage: codebook usage metrics, reconstruction figures, metrics JSON files."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from ignite.engine import Engine, Events
+from PIL import Image
+
+from monai_vqvae2.io import atomic_write, atomic_write_json
+from monai_vqvae2.networks import VQVAE2
+
+__all__ = ["CodebookUsageHandler", "ReconstructionFigureHandler", "MetricsJSONWriter", "level_names", "unwrap"]
+
+logger = logging.getLogger(__name__)
+
+
+def unwrap(network: torch.nn.Module) -> torch.nn.Module:
+    """The module inside ``DistributedDataParallel``/``DataParallel`` and reconstruction views."""
+    while True:
+        if isinstance(network, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+            network = network.module
+        elif not isinstance(network, VQVAE2) and isinstance(getattr(network, "network", None), torch.nn.Module):
+            network = network.network
+        else:
+            return network
+
+
+def level_names(num_levels: int) -> list[str]:
+    """Names of the levels, coarsest first: ``["top", "bottom"]``, ``["top", "middle", "bottom"]``, ..."""
+    if num_levels == 1:
+        return ["bottom"]
+    if num_levels == 2:
+        return ["top", "bottom"]
+    if num_levels == 3:
+        return ["top", "middle", "bottom"]
+    return ["top"] + [f"level{level}" for level in range(1, num_levels - 1)] + ["bottom"]
+
+
+class CodebookUsageHandler:
+    """Adds per-level codebook usage (fraction of codes used over the engine's epoch) and perplexity to
+    ``engine.state.metrics`` as ``code_usage_<level>`` and ``code_perplexity_<level>``, and warns when a level's
+    usage falls below ``collapse_threshold`` (a collapsed codebook).
+
+    Attach it to an evaluator before the handlers that log or save metrics. Under DDP every rank must run it (the
+    counts are summed over ranks).
+
+    Args:
+        network: the VQ-VAE-2 (possibly wrapped in DDP or ``VQVAE2Reconstructor``).
+        collapse_threshold: usage below this fraction of the codebook is reported as collapse; 0 disables.
+    """
+
+    def __init__(self, network: torch.nn.Module, collapse_threshold: float = 0.05) -> None:
+        self.network = network
+        self.collapse_threshold = collapse_threshold
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self.reset)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def reset(self, engine: Engine | None = None) -> None:
+        unwrap(self.network).reset_codebook_usage()
+
+    def __call__(self, engine: Engine) -> None:
+        vqvae = unwrap(self.network)
+        for name, statistics in zip(level_names(vqvae.num_levels), vqvae.codebook_usage()):
+            engine.state.metrics[f"code_usage_{name}"] = statistics["usage"]
+            engine.state.metrics[f"code_perplexity_{name}"] = statistics["perplexity"]
+            if statistics["num_quantized"] and statistics["usage"] < self.collapse_threshold:
+                logger.warning(
+                    "Codebook collapse on the %s level: %.1f%% of the codes in use (threshold %.1f%%).",
+                    name,
+                    100 * statistics["usage"],
+                    100 * self.collapse_threshold,
+                )
+
+
+def _palette(num_codes: int) -> torch.Tensor:
+    """A fixed, seeded colour per code index, shape ``(num_codes, 3)`` in [0, 1]."""
+    return torch.rand(num_codes, 3, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.2
+
+
+def reconstruction_figure(
+    images: torch.Tensor, reconstructions: torch.Tensor, indices: list[torch.Tensor] | None, num_codes: list[int]
+) -> np.ndarray:
+    """A grid, one column per image: original, reconstruction, absolute error, then one colour-coded code map per
+    level (coarsest first, nearest-neighbour upsampled). 2D images ``(B, 1, H, W)``; returns ``(rows*H, B*W, 3)``
+    uint8."""
+    size = images.shape[2:]
+    rows = [images, reconstructions.clamp(0, 1), (reconstructions - images).abs().clamp(0, 1)]
+    rows = [row[:, :1].repeat(1, 3, 1, 1) for row in rows]
+    for level_indices, codes in zip(indices or [], num_codes):
+        colours = _palette(codes)[level_indices.cpu()].permute(0, 3, 1, 2)
+        rows.append(F.interpolate(colours, size=size, mode="nearest"))
+    grid = torch.cat([torch.cat(list(row.cpu()), dim=2) for row in rows], dim=1)  # (3, rows*H, B*W)
+    return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+class ReconstructionFigureHandler:
+    """Saves a figure of the first ``num_images`` validation images (original, reconstruction, error, code maps per
+    level) at the end of every evaluator epoch, as PNG under ``output_dir`` and, when a TensorBoard ``summary_writer``
+    is given, as an image in TensorBoard. 2D images only (3D volumes are skipped with one warning).
+
+    Args:
+        network: the VQ-VAE-2 (possibly wrapped), used to draw the code maps.
+        output_dir: folder of the PNG files ``reconstructions_epoch<N>.png``; ``None`` writes no PNG.
+        summary_writer: optional ``torch.utils.tensorboard.SummaryWriter``.
+        num_images: images per figure.
+        global_epoch_transform: maps the evaluator's epoch to the epoch shown (e.g. the trainer's epoch).
+        tag: TensorBoard tag.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        output_dir: str | Path | None = None,
+        summary_writer=None,
+        num_images: int = 8,
+        global_epoch_transform: Callable[[int], int] = lambda epoch: epoch,
+        tag: str = "reconstructions",
+    ) -> None:
+        self.network = network
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.summary_writer = summary_writer
+        self.num_images = num_images
+        self.global_epoch_transform = global_epoch_transform
+        self.tag = tag
+        self._images: list[torch.Tensor] = []
+        self._reconstructions: list[torch.Tensor] = []
+        self._warned = False
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def _reset(self, engine: Engine) -> None:
+        self._images, self._reconstructions = [], []
+
+    def _collect(self, engine: Engine) -> None:
+        collected = sum(len(batch) for batch in self._images)
+        if collected >= self.num_images:
+            return
+        output = engine.state.output
+        take = self.num_images - collected
+        self._images.append(torch.as_tensor(output["label"])[:take].detach().float().cpu())
+        self._reconstructions.append(torch.as_tensor(output["pred"])[:take].detach().float().cpu())
+
+    def __call__(self, engine: Engine) -> Path | None:
+        if not self._images:
+            return None
+        images = torch.cat(self._images)
+        if images.ndim != 4:
+            if not self._warned:
+                logger.warning("ReconstructionFigureHandler draws 2D images only; got shape %s.", tuple(images.shape))
+                self._warned = True
+            return None
+        vqvae = unwrap(self.network)
+        device = next(vqvae.parameters()).device
+        indices = [i.cpu() for i in vqvae.index_quantize(images.to(device))]
+        figure = reconstruction_figure(images, torch.cat(self._reconstructions), indices, list(vqvae.num_embeddings))
+        epoch = self.global_epoch_transform(engine.state.epoch)
+        if self.summary_writer is not None:
+            self.summary_writer.add_image(self.tag, figure, global_step=epoch, dataformats="HWC")
+        if self.output_dir is None:
+            return None
+        path = self.output_dir / f"reconstructions_epoch{epoch}.png"
+        return atomic_write(path, lambda temporary: Image.fromarray(figure).save(temporary, format="PNG"))
+
+
+class MetricsJSONWriter:
+    """Writes ``engine.state.metrics`` (plus epoch and iteration) as JSON after every evaluator epoch:
+    ``<output_dir>/metrics_epoch<N>.json`` and a copy at ``<output_dir>/<latest_filename>``. Writes are atomic.
+
+    Args:
+        output_dir: destination folder.
+        global_epoch_transform: maps the evaluator's epoch to the epoch recorded (e.g. the trainer's epoch).
+        latest_filename: name of the always-current copy.
+        extra: constant entries added to every file (e.g. the split evaluated).
+    """
+
+    def __init__(
+        self,
+        output_dir: str | Path,
+        global_epoch_transform: Callable[[int], int] = lambda epoch: epoch,
+        latest_filename: str = "metrics.json",
+        extra: dict | None = None,
+    ) -> None:
+        self.output_dir = Path(output_dir)
+        self.global_epoch_transform = global_epoch_transform
+        self.latest_filename = latest_filename
+        self.extra = dict(extra or {})
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> dict:
+        epoch = self.global_epoch_transform(engine.state.epoch)
+        metrics = {
+            name: float(value) if isinstance(value, (int, float, torch.Tensor, np.floating)) else value
+            for name, value in engine.state.metrics.items()
+        }
+        record = {
+            **self.extra,
+            "epoch": epoch,
+            "metrics": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()},
+        }
+        atomic_write_json(self.output_dir / f"metrics_epoch{epoch}.json", record)
+        atomic_write_json(self.output_dir / self.latest_filename, record)
+        return record

@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from monai.data import DataLoader, Dataset
+from monai.handlers import CheckpointLoader
+from monai.metrics import PSNRMetric, SSIMMetric
+from PIL import Image
+
+from monai_vqvae2.engines import (
+    CheckpointHandler,
+    CodebookUsageHandler,
+    MetricsJSONWriter,
+    ReconstructionBatch,
+    ReconstructionFigureHandler,
+    VQVAE2Evaluator,
+    VQVAE2Trainer,
+    latest_checkpoint,
+    level_names,
+    loss_terms,
+)
+from monai_vqvae2.metrics import evaluation_metric_handlers, ssim_metric_handler
+from monai_vqvae2.networks import VQVAE2, VQVAE2Reconstructor
+
+TINY = {"channels": 8, "num_res_layers": 1, "num_res_channels": 4, "num_embeddings": 16, "embedding_dim": 4}
+
+
+def loader(num_images: int = 8, size: int = 32, batch_size: int = 4, seed: int = 0) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    items = [{"image": torch.rand(1, size, size, generator=generator)} for _ in range(num_images)]
+    return DataLoader(Dataset(items), batch_size=batch_size, shuffle=False)
+
+
+class HalfNetwork(torch.nn.Module):
+    """Returns (0.5 * x, 0.125): known reconstruction and quantization loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(0.5))
+
+    def forward(self, x):
+        return self.scale * x, torch.tensor(0.125)
+
+
+def test_trainer_adds_weighted_quantization_loss_and_reports_terms():
+    network = HalfNetwork()
+    trainer = VQVAE2Trainer(
+        "cpu", 1, loader(num_images=4), network, torch.optim.SGD(network.parameters(), lr=0.0),
+        quantization_loss_weight=2.0,
+    )
+    trainer.run()
+    output = trainer.state.output
+    images = output["image"]
+    expected_reconstruction = float(((0.5 * images - images) ** 2).mean())
+    assert math.isclose(float(output["reconstruction_loss"]), expected_reconstruction, rel_tol=1e-6)
+    assert float(output["quantization_loss"]) == 0.125
+    assert math.isclose(float(output["loss"]), expected_reconstruction + 0.25, rel_tol=1e-6)
+    assert torch.equal(output["pred"], 0.5 * images)
+    assert set(loss_terms(output)) == {"loss", "reconstruction_loss", "quantization_loss"}
+
+
+def test_trainer_rejects_networks_without_quantization_loss():
+    network = VQVAE2Reconstructor(VQVAE2(2, 1, 1, **TINY))
+    trainer = VQVAE2Trainer("cpu", 1, loader(num_images=4), network, torch.optim.Adam(network.parameters()))
+    with pytest.raises(ValueError, match=r"must return \(reconstruction, quantization_loss\)"):
+        trainer.run()
+
+
+def test_prepare_batch_names_the_missing_key():
+    with pytest.raises(ValueError, match=r"Expected a batch dict with key 'image', got \['img'\]"):
+        ReconstructionBatch()({"img": torch.zeros(1)})
+
+
+def test_evaluator_metrics_equal_monai_metrics_on_known_predictions():
+    data = loader(num_images=6, size=64, batch_size=3)
+    evaluator = VQVAE2Evaluator(
+        "cpu", data, HalfNetwork(),
+        key_val_metric={"ssim": ssim_metric_handler()},
+        additional_metrics=evaluation_metric_handlers(image_size=64),
+    )
+    evaluator.run()
+    images = torch.cat([batch["image"] for batch in data])
+    metrics = evaluator.state.metrics
+    expected_ssim = float(SSIMMetric(spatial_dims=2, data_range=1.0)(0.5 * images, images).mean())
+    expected_psnr = float(PSNRMetric(max_val=1.0)(0.5 * images, images).mean())
+    assert math.isclose(metrics["ssim"], expected_ssim, rel_tol=1e-5)
+    assert math.isclose(metrics["psnr"], expected_psnr, rel_tol=1e-5)
+    assert math.isclose(metrics["reference_zeros_psnr"], float(PSNRMetric(1.0)(0 * images, images).mean()), rel_tol=1e-5)
+    assert sorted(metrics) == sorted(
+        ["ssim", "psnr", "brain_ssim", "brain_psnr", "ms_ssim"]
+        + [f"reference_{r}_{m}" for r in ("zeros", "downsample4") for m in ("ssim", "brain_ssim", "psnr")]
+    )
+    assert all(0 <= metrics[name] <= 1 for name in metrics if "ssim" in name)
+
+
+def test_evaluation_leaves_out_ms_ssim_when_the_image_is_too_small():
+    assert "ms_ssim" not in evaluation_metric_handlers(image_size=16)
+    assert "ms_ssim" in evaluation_metric_handlers(image_size=32)
+
+
+def test_codebook_usage_handler_reports_levels_and_warns_on_collapse(caplog):
+    torch.manual_seed(0)
+    network = VQVAE2(2, 1, 1, **TINY)
+    network(torch.rand(8, 1, 32, 32))  # initialise the codebooks
+    evaluator = VQVAE2Evaluator(
+        "cpu", loader(), network, val_handlers=[CodebookUsageHandler(network, collapse_threshold=1.01)]
+    )
+    with caplog.at_level(logging.WARNING):
+        evaluator.run()
+    metrics = evaluator.state.metrics
+    assert set(metrics) == {"code_usage_top", "code_perplexity_top", "code_usage_bottom", "code_perplexity_bottom"}
+    assert 0 < metrics["code_usage_bottom"] <= 1 and 1 <= metrics["code_perplexity_bottom"] <= 16
+    assert "Codebook collapse on the top level" in caplog.text
+    assert level_names(4) == ["top", "level1", "level2", "bottom"]
+
+
+def test_metrics_json_and_figure_handlers_write_files(tmp_path):
+    torch.manual_seed(0)
+    network = VQVAE2(2, 1, 1, **TINY)
+    evaluator = VQVAE2Evaluator(
+        "cpu", loader(num_images=6), network,
+        key_val_metric={"ssim": ssim_metric_handler()},
+        val_handlers=[
+            MetricsJSONWriter(tmp_path, global_epoch_transform=lambda epoch: 7, extra={"split": "validation"}),
+            ReconstructionFigureHandler(network, tmp_path, num_images=5, global_epoch_transform=lambda epoch: 7),
+        ],
+    )
+    evaluator.run()
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record == json.loads((tmp_path / "metrics_epoch7.json").read_text())
+    assert record["epoch"] == 7 and record["split"] == "validation"
+    assert math.isclose(record["metrics"]["ssim"], evaluator.state.metrics["ssim"])
+    figure = np.asarray(Image.open(tmp_path / "reconstructions_epoch7.png"))
+    assert figure.shape == (5 * 32, 5 * 32, 3)  # rows: image, reconstruction, error, 2 code maps
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_checkpoint_handler_saves_latest_and_best_and_resumes(tmp_path):
+    torch.manual_seed(0)
+    network = VQVAE2Reconstructor(VQVAE2(2, 1, 1, **TINY))
+    optimizer = torch.optim.Adam(network.parameters(), 1e-3)
+    data = loader()
+    evaluator = VQVAE2Evaluator("cpu", data, network.network, key_val_metric={"ssim": ssim_metric_handler()})
+    trainer = VQVAE2Trainer("cpu", 2, data, network.network, optimizer)
+    scores = iter([0.5, 0.4])
+    evaluator.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: engine.state.metrics.update(ssim=next(scores)))
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: evaluator.run())
+    handler = CheckpointHandler(
+        tmp_path, {"network": network, "optimizer": optimizer, "trainer": trainer}, evaluator=evaluator
+    )
+    handler.attach(trainer)
+    assert latest_checkpoint(tmp_path) is None
+    trainer.run()
+    assert latest_checkpoint(tmp_path) == str(tmp_path / "latest.pt")
+    latest = torch.load(tmp_path / "latest.pt", weights_only=True)
+    assert set(latest) == {"network", "optimizer", "trainer", "checkpointer"}
+    assert dict(latest["trainer"]) == {"epoch_length": 2, "iteration": 4, "max_epochs": 2}
+    assert latest["checkpointer"] == {"best_metric": 0.5, "best_epoch": 1}
+    best = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert set(best) == set(network.state_dict())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt", "model.pt"]
+
+    restored = CheckpointHandler(tmp_path, {"network": network})
+    CheckpointLoader(str(tmp_path / "latest.pt"), {"checkpointer": restored})(trainer)
+    assert restored.state_dict() == {"best_metric": 0.5, "best_epoch": 1}
+
+
+def test_checkpoint_handler_rejects_save_dict_without_network(tmp_path):
+    with pytest.raises(ValueError, match=r"must contain the network under 'network', got keys \['model'\]"):
+        CheckpointHandler(tmp_path, {"model": torch.nn.Linear(1, 1)})
