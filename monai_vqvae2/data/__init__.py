@@ -1,0 +1,83 @@
+"""Data: OASIS-1/OASIS-3/PNG/NIfTI discovery, subject-level splits, slice transforms, cached slice datasets, demo.
+
+Typical use::
+
+    from monai.data import DataLoader
+    from monai_vqvae2.data import discover_dataset, make_slice_dataset, split_by_subject
+
+    items = discover_dataset("/data/oasis1")  # or kind="demo" for the embedded MNI152-derived demo
+    split = split_by_subject(items, fractions=(0.8, 0.1, 0.1), seed=0)
+    train = make_slice_dataset(split["train"], image_size=128, cache="memory")
+    loader = DataLoader(train, batch_size=32, shuffle=True)
+"""
+
+from __future__ import annotations
+
+from monai_vqvae2.data.datasets import CACHE_MODES, SliceDataset, make_slice_dataset
+from monai_vqvae2.data.demo import MNI_NOTICE, default_demo_dir, prepare_demo_dataset
+from monai_vqvae2.data.errors import BadInputWarning, InvalidImageError
+from monai_vqvae2.data.oasis import (
+    DATASET_KINDS,
+    LAYOUTS,
+    OASIS1_IMAGES,
+    discover_dataset,
+    discover_nifti_folder,
+    discover_oasis1,
+    discover_oasis3,
+    discover_png_slices,
+    join_clinical_data,
+    read_file_list,
+)
+from monai_vqvae2.data.splits import (
+    SPLIT_NAMES,
+    check_no_subject_overlap,
+    load_split,
+    prepare_split,
+    save_split,
+    split_by_subject,
+)
+from monai_vqvae2.data.transforms import (
+    AssumeAnalyzeOrientationd,
+    CheckImageFiled,
+    ExtractAxialSlicesd,
+    ValidateVolumed,
+    check_image_file,
+    png_slice_transforms,
+    volume_preprocessing,
+    volume_transforms,
+)
+
+__all__ = [
+    "CACHE_MODES",
+    "DATASET_KINDS",
+    "LAYOUTS",
+    "MNI_NOTICE",
+    "OASIS1_IMAGES",
+    "SPLIT_NAMES",
+    "AssumeAnalyzeOrientationd",
+    "BadInputWarning",
+    "CheckImageFiled",
+    "ExtractAxialSlicesd",
+    "InvalidImageError",
+    "SliceDataset",
+    "ValidateVolumed",
+    "check_image_file",
+    "check_no_subject_overlap",
+    "default_demo_dir",
+    "discover_dataset",
+    "discover_nifti_folder",
+    "discover_oasis1",
+    "discover_oasis3",
+    "discover_png_slices",
+    "join_clinical_data",
+    "load_split",
+    "make_slice_dataset",
+    "png_slice_transforms",
+    "prepare_split",
+    "prepare_demo_dataset",
+    "read_file_list",
+    "save_split",
+    "split_by_subject",
+    "volume_preprocessing",
+    "volume_transforms",
+]

@@ -1,0 +1,283 @@
+"""Embedded demo data: pseudo-subjects derived from the MNI152 template that nilearn ships (no network).
+
+The MNI ICBM152 2009 T1 template (Fonov et al. 2011, https://doi.org/10.1016/j.neuroimage.2010.07.033) is *one
+average brain*. A subject-level split of copies of it would be meaningless, so each pseudo-subject is the
+template under a seeded, realistic variation: a small random affine (rotation of a few degrees, per-axis scaling
+of a few percent, shift), a smooth random deformation, a gamma change of contrast, a smooth multiplicative bias
+field and noise, then masked by the equally warped brain mask so that it looks like an OASIS-1
+``t88_masked_gfc`` image. The result is written as Analyze 7.5 in the OASIS-1 layout (stored radiologically,
+``(176, 208, 176, 1)`` int16, like OASIS), so the demo goes through exactly the OASIS-1 loading path. It is a
+demo and a test fixture, not evidence that a model generalises: every pseudo-subject is the same brain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["DEMO_GRID_SHAPE", "MNI_NOTICE", "default_demo_dir", "demo_session_paths", "prepare_demo_dataset"]
+
+#: OASIS-1 T88 grid (1 mm isotropic).
+DEMO_GRID_SHAPE = (176, 208, 176)
+_FORMAT_VERSION = 1
+_MANIFEST = "demo_manifest.json"
+_NOTICE_FILE = "MNI152_NOTICE.txt"
+_INTENSITY_SCALE = 1000.0  # template intensities (0..1) to int16 counts, in the range of OASIS images
+
+MNI_NOTICE = """\
+The images in this folder are derived from the MNI ICBM152 non-linear 2009 T1-weighted template and brain mask
+shipped with nilearn (nilearn.datasets.load_mni152_template / load_mni152_brain_mask). Each pseudo-subject is
+the same average brain under a random affine, a smooth deformation, a contrast change, a bias field and noise:
+ONE average brain, not a population. Use it for demos and tests, never as evidence of generalisation.
+
+Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre, Montreal Neurological
+Institute, McGill University. Permission to use, copy, modify, and distribute this software and its
+documentation for any purpose and without fee is hereby granted, provided that the above copyright
+notice appear in all copies. The authors and McGill University make no representations about the
+suitability of this software for any purpose. It is provided "as is" without express or implied
+warranty. The authors are not responsible for any data loss, equipment damage, property loss, or
+injury to subjects or patients resulting from the use or misuse of this software package.
+
+References: Fonov V. et al., NeuroImage 54(1):313-327 (2011), doi:10.1016/j.neuroimage.2010.07.033;
+Fonov V. et al., NeuroImage 47:S102 (2009); Collins D. L. et al., NeuroImage 1999.
+"""
+
+
+def default_demo_dir() -> Path:
+    """Default demo folder: ``$MONAI_VQVAE2_CACHE/demo``, else ``$XDG_CACHE_HOME/monai_vqvae2/demo``, else
+    ``~/.cache/monai_vqvae2/demo``."""
+    if os.environ.get("MONAI_VQVAE2_CACHE"):
+        return Path(os.environ["MONAI_VQVAE2_CACHE"]).expanduser() / "demo"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return cache / "monai_vqvae2" / "demo"
+
+
+def _sessions(num_subjects: int, with_mr2: bool) -> list[tuple[int, int]]:
+    """(subject number, session number) pairs: MR1 for every subject, plus MR2 for subject 1."""
+    sessions = [(subject, 1) for subject in range(1, num_subjects + 1)]
+    if with_mr2:
+        sessions.append((1, 2))
+    return sessions
+
+
+def demo_session_paths(root: str | os.PathLike, num_subjects: int = 8, with_mr2: bool = True) -> list[Path]:
+    """The ``.hdr`` paths :func:`prepare_demo_dataset` writes (OASIS-1 layout).
+
+    Args:
+        root: demo folder.
+        num_subjects: number of pseudo-subjects.
+        with_mr2: whether subject 1 has a second session ``MR2``.
+
+    Returns:
+        one Analyze header path per session.
+    """
+    paths = []
+    for subject, session in _sessions(num_subjects, with_mr2):
+        name = f"OAS1_{subject:04d}_MR{session}"
+        paths.append(
+            Path(root)
+            / "disc1"
+            / name
+            / "PROCESSED"
+            / "MPRAGE"
+            / "T88_111"
+            / f"{name}_mpr_n4_anon_111_t88_masked_gfc.hdr"
+        )
+    return paths
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _atomic_save_analyze(data: np.ndarray, header_path: Path) -> None:
+    """Write an Analyze pair under hidden temporary names, then rename ``.img`` and finally ``.hdr`` into place."""
+    header_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = header_path.with_name(f".partial_{os.getpid()}_{header_path.name}")
+    image = nib.AnalyzeImage(data, affine=None)
+    image.header.set_zooms((1.0, 1.0, 1.0, 1.0)[: data.ndim])
+    try:
+        nib.save(image, str(temporary))
+        os.replace(temporary.with_suffix(".img"), header_path.with_suffix(".img"))
+        os.replace(temporary, header_path)
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary.with_suffix(".img").unlink(missing_ok=True)
+
+
+def _load_template() -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Template and brain mask as a ``(1, 2, X, Y, Z)`` tensor, the template affine and the mask's centre (mm)."""
+    from nilearn.datasets import load_mni152_brain_mask, load_mni152_template
+
+    template = load_mni152_template(resolution=1)
+    mask = load_mni152_brain_mask(resolution=1)
+    t1 = np.asarray(template.get_fdata(dtype=np.float32))
+    brain = np.asarray(mask.get_fdata(dtype=np.float32))
+    if t1.shape != brain.shape:
+        raise ValueError(f"nilearn template {t1.shape} and brain mask {brain.shape} differ in shape.")
+    t1 = t1 / max(float(t1.max()), 1e-6)
+    nonzero = np.argwhere(brain > 0.5)
+    centre_voxel = (nonzero.min(0) + nonzero.max(0)) / 2.0
+    centre_mm = template.affine[:3, :3] @ centre_voxel + template.affine[:3, 3]
+    volumes = torch.from_numpy(np.stack([t1 * brain, brain]))[None]
+    return volumes, np.asarray(template.affine, dtype=np.float64), centre_mm
+
+
+def _rotation(angles: np.ndarray) -> np.ndarray:
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def _smooth_field(
+    generator: torch.Generator, control_points: int, shape: tuple[int, ...], channels: int
+) -> torch.Tensor:
+    """A smooth random field: standard-normal control points upsampled (trilinear) to ``shape``."""
+    coarse = torch.randn((1, channels, control_points, control_points, control_points), generator=generator)
+    return F.interpolate(coarse, size=shape, mode="trilinear", align_corners=True)[0]
+
+
+def _make_session(
+    volumes: torch.Tensor, template_affine: np.ndarray, centre_mm: np.ndarray, seed: int, subject: int, session: int
+) -> np.ndarray:
+    """One pseudo-subject session in RAS voxel order on the OASIS grid, float32, 0 outside the brain."""
+    anatomy = np.random.default_rng([seed, subject])  # shared by all sessions of a subject
+    scan = np.random.default_rng([seed, subject, session])  # re-scan: new position, noise and bias
+    angles = np.deg2rad(anatomy.uniform(-4.0, 4.0, 3) + scan.uniform(-1.0, 1.0, 3))
+    scales = anatomy.uniform(0.93, 1.07, 3)
+    shift = anatomy.uniform(-3.0, 3.0, 3) + scan.uniform(-1.0, 1.0, 3)
+    gamma = float(anatomy.uniform(0.85, 1.15))
+    anatomy_generator = torch.Generator().manual_seed(int(anatomy.integers(2**31)))
+    scan_generator = torch.Generator().manual_seed(int(scan.integers(2**31)))
+
+    # Output voxel -> template voxel, as one affine: output voxel -> centred subject mm -> template mm -> voxel.
+    shape = DEMO_GRID_SHAPE
+    out_centre = (np.asarray(shape, dtype=np.float64) - 1.0) / 2.0
+    subject_to_template = np.linalg.inv(_rotation(angles) @ np.diag(scales))
+    world_to_voxel = np.linalg.inv(template_affine)
+    linear = world_to_voxel[:3, :3] @ subject_to_template  # mm displacement -> template voxels
+    offset = world_to_voxel[:3, :3] @ (centre_mm - subject_to_template @ (out_centre + shift)) + world_to_voxel[:3, 3]
+    # Normalised coordinates of grid_sample / affine_grid ([-1, 1], align_corners=True), axes reversed (z, y, x).
+    in_size = np.asarray(volumes.shape[2:], dtype=np.float64)
+    to_out_voxel = np.diag(np.append((np.asarray(shape) - 1.0) / 2.0, 1.0))
+    to_out_voxel[:3, 3] = (np.asarray(shape) - 1.0) / 2.0
+    to_in_normalised = np.diag(np.append(2.0 / (in_size - 1.0), 1.0))
+    to_in_normalised[:3, 3] = -1.0
+    voxel_map = np.eye(4)
+    voxel_map[:3, :3], voxel_map[:3, 3] = linear, offset
+    theta = to_in_normalised @ voxel_map @ to_out_voxel
+    reverse = np.eye(4)[[2, 1, 0, 3]]
+    theta = torch.as_tensor((reverse @ theta @ reverse)[:3], dtype=torch.float32)[None]
+    grid = F.affine_grid(theta, [1, 1, *shape], align_corners=True)
+    # Smooth deformation of about 2 mm, added in the same normalised units.
+    mm_to_normalised = torch.as_tensor(
+        (reverse[:3, :3] @ np.diag(2.0 / (in_size - 1.0)) @ linear @ reverse[:3, :3]).T, dtype=torch.float32
+    )
+    deformation = 2.0 * _smooth_field(anatomy_generator, 5, shape, 3).permute(1, 2, 3, 0)
+    grid += deformation @ mm_to_normalised
+    image = F.grid_sample(volumes[:, :1], grid, mode="bilinear", align_corners=True)[0, 0]
+    brain = F.grid_sample(volumes[:, 1:], grid, mode="bilinear", align_corners=True)[0, 0] > 0.5
+
+    bias = torch.exp(0.08 * _smooth_field(scan_generator, 3, shape, 1)[0])
+    noise = torch.randn(shape, generator=scan_generator) * 0.015
+    image = (image.clamp_min(0.0) ** gamma * bias + noise).clamp_min(0.0)
+    return torch.where(brain, image, torch.zeros(())).numpy()
+
+
+def prepare_demo_dataset(
+    root: str | os.PathLike | None = None, num_subjects: int = 8, seed: int = 0, with_mr2: bool = True
+) -> Path:
+    """Write the demo dataset (OASIS-1 layout, Analyze 7.5) under ``root`` and return ``root``.
+
+    Files: ``root/disc1/OAS1_000N_MR1/PROCESSED/MPRAGE/T88_111/OAS1_000N_MR1_mpr_n4_anon_111_t88_masked_gfc.hdr``
+    and ``.img`` for N = 1..``num_subjects`` (plus ``OAS1_0001_MR2``, a re-scan of subject 1, when ``with_mr2``),
+    ``root/MNI152_NOTICE.txt`` (copyright notice and the one-brain caveat) and ``root/demo_manifest.json``.
+    Every file is written atomically; the manifest is written last. Idempotent: when the manifest matches the
+    arguments and every file exists, nothing is read or written; otherwise only missing sessions are generated
+    (each session depends on ``seed``, subject and session only) and sessions of an earlier call that are no longer
+    wanted are removed. About 1-2 s per session on 2 CPU cores, plus about 2 s to load the template.
+
+    Args:
+        root: demo folder; ``None`` uses :func:`default_demo_dir`.
+        num_subjects: number of pseudo-subjects (>= 1).
+        seed: seed of the variations.
+        with_mr2: add a second session for subject 1 (exercises the MR1/MR2 same-split rule).
+
+    Returns:
+        ``root`` as a ``Path``.
+
+    Raises:
+        ValueError: ``num_subjects`` < 1 or > 9999.
+    """
+    if not 1 <= int(num_subjects) <= 9999 or int(num_subjects) != num_subjects:
+        raise ValueError(f"`num_subjects` must be an int in [1, 9999], got {num_subjects!r}.")
+    folder = Path(root).expanduser() if root is not None else default_demo_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted = demo_session_paths(folder, int(num_subjects), with_mr2)
+    settings: dict[str, Any] = {
+        "version": _FORMAT_VERSION,
+        "num_subjects": int(num_subjects),
+        "seed": int(seed),
+        "with_mr2": bool(with_mr2),
+        "grid": list(DEMO_GRID_SHAPE),
+    }
+    manifest_path = folder / _MANIFEST
+    previous: dict[str, Any] = {}
+    if manifest_path.is_file():
+        try:
+            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, OSError):
+            previous = {}
+    complete = all(p.is_file() and p.with_suffix(".img").is_file() for p in wanted)
+    if previous.get("settings") == settings and complete and (folder / _NOTICE_FILE).is_file():
+        return folder
+
+    same_data = {k: v for k, v in previous.get("settings", {}).items() if k not in ("num_subjects", "with_mr2")} == {
+        k: v for k, v in settings.items() if k not in ("num_subjects", "with_mr2")
+    }
+    wanted_set = {str(p.relative_to(folder)) for p in wanted}
+    for relative in previous.get("files", []):  # remove sessions an earlier call wrote that are no longer wanted
+        if relative not in wanted_set or not same_data:
+            for suffix in (".hdr", ".img"):
+                (folder / relative).with_suffix(suffix).unlink(missing_ok=True)
+            parent = (folder / relative).parent
+            while parent != folder and parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()  # the session's now-empty folders, so discovery does not see a session without image
+                parent = parent.parent
+
+    _atomic_write_text(folder / _NOTICE_FILE, MNI_NOTICE)
+    missing = [
+        (pair, path)
+        for pair, path in zip(_sessions(int(num_subjects), with_mr2), wanted)
+        if not (path.is_file() and path.with_suffix(".img").is_file())
+    ]
+    if missing:
+        volumes, template_affine, centre_mm = _load_template()
+        for (subject, session), path in missing:
+            ras = _make_session(volumes, template_affine, centre_mm, int(seed), subject, session)
+            stored = np.round(ras[::-1] * _INTENSITY_SCALE).astype(np.int16)[..., None]  # radiological (LAS), 4D
+            _atomic_save_analyze(np.ascontiguousarray(stored), path)
+    _atomic_write_text(
+        manifest_path,
+        json.dumps({"settings": settings, "files": sorted(wanted_set), "notice": _NOTICE_FILE}, indent=1) + "\n",
+    )
+    return folder
