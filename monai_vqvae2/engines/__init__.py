@@ -13,7 +13,13 @@ from monai_vqvae2.engines.autoencoder import (
 )
 from monai_vqvae2.engines.checkpoint import CheckpointHandler, latest_checkpoint
 from monai_vqvae2.engines.provenance import package_versions, record_run
-from monai_vqvae2.engines.handlers import CodebookUsageHandler, MetricsJSONWriter, ReconstructionFigureHandler, level_names
+from monai_vqvae2.engines.handlers import (
+    CodebookUsageHandler,
+    MetricsJSONWriter,
+    NonFiniteLossHandler,
+    ReconstructionFigureHandler,
+    level_names,
+)
 
 __all__ = [
     "QUANTIZATION_LOSS",
@@ -27,6 +33,7 @@ __all__ = [
     "latest_checkpoint",
     "CodebookUsageHandler",
     "MetricsJSONWriter",
+    "NonFiniteLossHandler",
     "ReconstructionFigureHandler",
     "level_names",
     "package_versions",

@@ -11,12 +11,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
+from ignite.handlers import TerminateOnNan
+from monai.utils import convert_to_tensor
 from PIL import Image
 
 from monai_vqvae2.io import atomic_write, atomic_write_json
 from monai_vqvae2.networks import VQVAE2
 
-__all__ = ["CodebookUsageHandler", "ReconstructionFigureHandler", "MetricsJSONWriter", "level_names", "unwrap"]
+__all__ = [
+    "NonFiniteLossHandler",
+    "CodebookUsageHandler", "ReconstructionFigureHandler", "MetricsJSONWriter", "level_names", "unwrap"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,38 @@ def level_names(num_levels: int) -> list[str]:
     if num_levels == 3:
         return ["top", "middle", "bottom"]
     return ["top"] + [f"level{level}" for level in range(1, num_levels - 1)] + ["bottom"]
+
+
+def _loss(output: dict) -> torch.Tensor:
+    return output["loss"]
+
+
+class NonFiniteLossHandler:
+    """Stops training at the first NaN/Inf loss with a ``FloatingPointError`` naming the iteration and epoch.
+
+    Ignite's ``TerminateOnNan`` does the check but ends the run quietly (and has no ``attach``, so it cannot sit in a
+    MONAI handler list); a run that silently stops looks finished. Raising also skips the end-of-epoch handlers, so
+    no checkpoint of the broken weights is written: ``latest.pt`` and ``model.pt`` keep the last good state.
+
+    Args:
+        output_transform: picks the loss from the engine output.
+    """
+
+    def __init__(self, output_transform: Callable = _loss) -> None:
+        self.output_transform = output_transform
+        self._terminate_on_nan = TerminateOnNan(output_transform)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        self._terminate_on_nan(engine)
+        if engine.should_terminate:
+            loss = self.output_transform(engine.state.output)
+            raise FloatingPointError(
+                f"Non-finite loss {float(loss)} at iteration {engine.state.iteration} (epoch {engine.state.epoch}); "
+                "training stopped and the last checkpoint written before it is kept."
+            )
 
 
 class CodebookUsageHandler:
@@ -149,8 +185,8 @@ class ReconstructionFigureHandler:
             return
         output = engine.state.output
         take = self.num_images - collected
-        self._images.append(torch.as_tensor(output["label"])[:take].detach().float().cpu())
-        self._reconstructions.append(torch.as_tensor(output["pred"])[:take].detach().float().cpu())
+        for store, key in ((self._images, "label"), (self._reconstructions, "pred")):
+            store.append(convert_to_tensor(output[key], track_meta=False)[:take].detach().float().cpu())
 
     def __call__(self, engine: Engine) -> Path | None:
         if not self._images:

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from monai.inferers import Inferer
+from monai.utils import convert_to_dst_type, convert_to_tensor
 
 __all__ = ["AxialSliceInferer"]
 
@@ -38,11 +39,13 @@ class AxialSliceInferer(Inferer):
         self.sw_batch_size = sw_batch_size
 
     def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """Return the slice-wise reconstruction of ``inputs``, shape ``(B, C_out, X, Y, Z)``."""
+        """Return the slice-wise reconstruction of ``inputs``, shape ``(B, C_out, X, Y, Z)`` (a ``MetaTensor`` carrying
+        the input's metadata when the input is one)."""
         if inputs.ndim != 5:
             raise ValueError(f"AxialSliceInferer expects volumes (B, C, X, Y, Z), got shape {tuple(inputs.shape)}.")
-        batch, channels, size_x, size_y, depth = inputs.shape
-        slices = inputs.permute(0, 4, 1, 2, 3).reshape(batch * depth, channels, size_x, size_y)
+        volumes = convert_to_tensor(inputs, track_meta=False)  # per-slice views of a MetaTensor batch cannot be cut
+        batch, channels, size_x, size_y, depth = volumes.shape
+        slices = volumes.permute(0, 4, 1, 2, 3).reshape(batch * depth, channels, size_x, size_y)
         slices = torch.rot90(slices, k=1, dims=(2, 3))  # display order, as in training
         height, width = slices.shape[2:]
         scale = self.image_size / max(height, width)
@@ -61,4 +64,6 @@ class AxialSliceInferer(Inferer):
             prediction = prediction[:, :, pad_top : pad_top + scaled[0], pad_left : pad_left + scaled[1]]
             outputs.append(F.interpolate(prediction, size=(height, width), mode="bilinear", antialias=True))
         result = torch.rot90(torch.cat(outputs), k=-1, dims=(2, 3))
-        return result.reshape(batch, depth, -1, size_x, size_y).permute(0, 2, 3, 4, 1)
+        result = result.reshape(batch, depth, -1, size_x, size_y).permute(0, 2, 3, 4, 1)
+        # like MONAI's inferers: a MetaTensor input gives a MetaTensor output with its metadata (for Invertd, saving)
+        return convert_to_dst_type(result, inputs)[0]

@@ -1,0 +1,146 @@
+"""Real `python -m monai.bundle run` runs of the bundle's stages on a tiny generated NIfTI dataset."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ConfigParser, ckpt_export, verify_metadata, verify_net_in_out
+
+from tests.bundle.conftest import CONFIGS, SCHEMA, TINY_OVERRIDES, run_bundle
+
+TRAIN = ["common.yaml", "train_autoencoder.yaml"]
+
+
+def data_overrides(dataset, output_dir, *extra):
+    return ["--dataset_dir", str(dataset), "--dataset_kind", "nifti", "--output_dir", str(output_dir), *extra]
+
+
+@pytest.fixture(scope="module")
+def trained_run(nifti_dataset, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("run")
+    run_bundle(TRAIN, *data_overrides(nifti_dataset, output_dir, "--max_epochs", "2", *TINY_OVERRIDES))
+    return output_dir
+
+
+def test_train_writes_checkpoints_metrics_figures_and_provenance(trained_run):
+    models = trained_run / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["latest.pt", "model.pt"]
+    latest = torch.load(models / "latest.pt", weights_only=True)
+    assert set(latest) == {"network", "optimizer", "lr_scheduler", "trainer", "checkpointer"}
+    assert latest["trainer"]["max_epochs"] == 2 and latest["lr_scheduler"]["last_epoch"] == 2
+    best = torch.load(models / "model.pt", weights_only=True)
+    assert "network.quantizers.0.embedding.weight" in best
+    assert bool(best["network.quantizers.1.initialized"])
+    split = json.loads((trained_run / "split.json").read_text())
+    subjects = [{item["subject"] for item in split[name]} for name in ("train", "validation", "test")]
+    assert sum(map(len, subjects)) == 6 and not (subjects[0] & subjects[1] or subjects[0] & subjects[2])
+    for epoch in (1, 2):
+        record = json.loads((trained_run / "validation" / f"metrics_epoch{epoch}.json").read_text())
+        metrics = record["metrics"]
+        assert record["epoch"] == epoch and record["split"] == "validation"
+        assert 0 < metrics["ssim"] <= 1 and 0 < metrics["brain_ssim"] <= 1 and metrics["psnr"] > 0
+        assert 0 < metrics["code_usage_top"] <= 1 and 0 < metrics["code_usage_bottom"] <= 1
+        assert (trained_run / "validation" / f"reconstructions_epoch{epoch}.png").is_file()
+    assert latest["checkpointer"]["best_epoch"] in (1, 2)
+    assert list((trained_run / "logs").glob("events.out.tfevents.*"))
+    provenance = json.loads((trained_run / "run_train_autoencoder.json").read_text())
+    assert provenance["seed"] == 0 and provenance["stage"] == "train_autoencoder"
+    assert provenance["versions"]["torch"] == metadata.version("torch")
+    assert provenance["versions"]["monai"] == metadata.version("monai")
+
+
+def test_evaluate_and_inference_stages(trained_run, nifti_dataset):
+    run_bundle(["common.yaml", "evaluate.yaml"], *data_overrides(nifti_dataset, trained_run, *TINY_OVERRIDES))
+    record = json.loads((trained_run / "evaluation" / "metrics.json").read_text())
+    metrics = record["metrics"]
+    assert record["split"] == "test" and record["checkpoint"].endswith("model.pt")
+    for name in ("ssim", "brain_ssim", "ms_ssim", "reference_zeros_ssim", "reference_downsample4_ssim"):
+        assert 0 <= metrics[name] <= 1, name
+    assert metrics["psnr"] > 0 and 0 < metrics["code_usage_bottom"] <= 1
+    assert (trained_run / "evaluation" / "reconstructions_epoch1.png").is_file()
+
+    volume = next(nifti_dataset.glob("sub03_*.nii.gz"))
+    run_bundle(
+        ["common.yaml", "inference.yaml"],
+        *data_overrides(nifti_dataset, trained_run, *TINY_OVERRIDES),
+        "--input_dir", json.dumps([str(volume)]), "--input_kind", "list",
+    )
+    written = trained_run / "inference" / "sub03_T1w_recon.nii.gz"
+    source, reconstruction = nib.load(volume), nib.load(written)
+    assert reconstruction.shape == source.shape
+    np.testing.assert_allclose(reconstruction.affine, source.affine, atol=1e-5)
+    values = reconstruction.get_fdata()
+    assert np.isfinite(values).all() and values.max() > 0.1
+    assert (trained_run / "inference" / "sub03_T1w_preview.png").is_file()
+
+
+def test_resume_continues_exactly_where_the_run_stopped(nifti_dataset, tmp_path):
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    schedule = ("--lr_schedule_epochs", "2", *TINY_OVERRIDES)  # the same LR schedule whatever max_epochs says
+    run_bundle(TRAIN, *data_overrides(nifti_dataset, straight, "--max_epochs", "2", *schedule))
+    run_bundle(TRAIN, *data_overrides(nifti_dataset, interrupted, "--max_epochs", "1", *schedule))
+    first = torch.load(interrupted / "models" / "latest.pt", weights_only=True)
+    assert first["trainer"]["iteration"] > 0
+    result = run_bundle(
+        TRAIN, *data_overrides(nifti_dataset, interrupted, "--max_epochs", "2", "--resume", "true", *schedule)
+    )
+    assert "Epoch: 2/2" in result.stdout + result.stderr or "Epoch[2]" in result.stdout + result.stderr
+    resumed = torch.load(interrupted / "models" / "latest.pt", weights_only=True)
+    reference = torch.load(straight / "models" / "latest.pt", weights_only=True)
+    assert resumed["trainer"] == reference["trainer"]
+    for key, value in reference["network"].items():
+        assert torch.equal(resumed["network"][key], value), key
+    assert resumed["optimizer"]["state"][0]["step"] == reference["optimizer"]["state"][0]["step"]
+    for name in ("metrics_epoch1.json", "metrics_epoch2.json"):
+        assert json.loads((interrupted / "validation" / name).read_text()) == json.loads(
+            (straight / "validation" / name).read_text()
+        )
+
+
+def test_metadata_is_valid_against_the_offline_schema(tmp_path):
+    if not SCHEMA.is_file():
+        pytest.skip("the offline MONAI schema copy is not beside this checkout")
+    verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
+
+
+def test_network_def_passes_verify_net_in_out():
+    verify_net_in_out(
+        net_id="network_def",
+        meta_file=str(CONFIGS / "metadata.json"),
+        config_file=[str(CONFIGS / "common.yaml")],
+        device="cpu",
+        n=4,
+        **{"network_def#channels": 8, "network_def#num_res_channels": 4, "network_def#num_embeddings": 16},
+    )
+
+
+def test_ckpt_export_gives_a_torchscript_model_that_reproduces_the_reconstruction(trained_run, tmp_path):
+    exported = tmp_path / "model.ts"
+    tiny = dict(zip([o.lstrip("-") for o in TINY_OVERRIDES[::2]], TINY_OVERRIDES[1::2]))
+    network_overrides = {k: int(v) for k, v in tiny.items() if k.startswith("network_def#")}
+    ckpt_export(
+        net_id="network_def",
+        filepath=str(exported),
+        ckpt_file=str(trained_run / "models" / "model.pt"),
+        meta_file=str(CONFIGS / "metadata.json"),
+        config_file=str(CONFIGS / "common.yaml"),
+        use_trace=True,
+        input_shape=[1, 1, 32, 32],
+        **network_overrides,
+    )
+    scripted = torch.jit.load(str(exported))
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "common.yaml"))
+    for key, value in network_overrides.items():
+        parser[key] = value
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(trained_run / "models" / "model.pt", weights_only=True))
+    network.eval()
+    images = torch.rand(3, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(images), network(images), rtol=0, atol=1e-6)
