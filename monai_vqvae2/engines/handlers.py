@@ -139,8 +139,8 @@ def reconstruction_figure(
 
 
 class ReconstructionFigureHandler:
-    """Saves a figure of the first ``num_images`` validation images (original, reconstruction, error, code maps per
-    level) at the end of every evaluator epoch, as PNG under ``output_dir`` and, when a TensorBoard ``summary_writer``
+    """Saves a figure of ``num_images`` validation images spread evenly over the evaluated set (original,
+    reconstruction, error, code maps per level) at the end of every evaluator epoch, as PNG under ``output_dir`` and, when a TensorBoard ``summary_writer``
     is given, as an image in TensorBoard. 2D images only (3D volumes are skipped with one warning).
 
     Args:
@@ -178,15 +178,21 @@ class ReconstructionFigureHandler:
 
     def _reset(self, engine: Engine) -> None:
         self._images, self._reconstructions = [], []
+        total = len(engine.data_loader.dataset) if hasattr(engine.data_loader, "dataset") else self.num_images
+        count = min(self.num_images, total)
+        # evenly spaced over the evaluated set, so the figure spans the brain rather than its first slices
+        self._wanted = {round(i * (total - 1) / max(count - 1, 1)) for i in range(count)}
+        self._seen = 0
 
     def _collect(self, engine: Engine) -> None:
-        collected = sum(len(batch) for batch in self._images)
-        if collected >= self.num_images:
-            return
         output = engine.state.output
-        take = self.num_images - collected
-        for store, key in ((self._images, "label"), (self._reconstructions, "pred")):
-            store.append(convert_to_tensor(output[key], track_meta=False)[:take].detach().float().cpu())
+        labels = convert_to_tensor(output["label"], track_meta=False)
+        predictions = convert_to_tensor(output["pred"], track_meta=False)
+        positions = [i for i in range(labels.shape[0]) if self._seen + i in self._wanted]
+        self._seen += labels.shape[0]
+        if positions:
+            self._images.append(labels[positions].detach().float().cpu())
+            self._reconstructions.append(predictions[positions].detach().float().cpu())
 
     def __call__(self, engine: Engine) -> Path | None:
         if not self._images:
