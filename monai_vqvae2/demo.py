@@ -57,7 +57,9 @@ def run_demo(
         raise ValueError(f"Unknown stages {sorted(unknown)}; choose from {STAGES}.")
     bundle_dir = Path(bundle_dir)
     if not (bundle_dir / "configs" / "demo.yaml").is_file():
-        raise FileNotFoundError(f"No bundle configs under {bundle_dir}; run from the repository root or pass --bundle_dir.")
+        raise FileNotFoundError(
+            f"No bundle configs under {bundle_dir}; run from the repository root or pass --bundle_dir."
+        )
     output_dir = Path(output_dir)
     overrides = {"output_dir": str(output_dir), **overrides}
     logger = logging.getLogger("monai_vqvae2.demo")
@@ -103,7 +105,10 @@ def main() -> None:
             ("reference: 4x down + up", "reference_downsample4_"),
         ):
             values = [metrics.get(f"{prefix}{name}") for name in ("ssim", "brain_ssim", "psnr")]
-            print(f"{label:28}" + "".join(f"{v:>{w}.3f}" if v is not None else f"{'-':>{w}}" for v, w in zip(values, (8, 12, 9))))
+            print(
+                f"{label:28}"
+                + "".join(f"{v:>{w}.3f}" if v is not None else f"{'-':>{w}}" for v, w in zip(values, (8, 12, 9)))
+            )
     print(f"\nOutputs in {Path(args.output_dir).resolve()}: models/, evaluation/, inference/, validation/, logs/")
 
 

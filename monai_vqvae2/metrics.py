@@ -216,8 +216,15 @@ def evaluation_metric_handlers(image_size: int, with_references: bool = True) ->
             output_transform=clamped_reconstruction_pair,
         )
     if with_references:
-        for name, reference in (("zeros", ReferencePrediction("zeros")), ("downsample4", ReferencePrediction("downsample"))):
+        for name, reference in (
+            ("zeros", ReferencePrediction("zeros")),
+            ("downsample4", ReferencePrediction("downsample")),
+        ):
             handlers[f"reference_{name}_ssim"] = ssim_metric_handler(output_transform=reference)
-            handlers[f"reference_{name}_brain_ssim"] = IgniteMetricHandler(MaskedSSIMMetric(), output_transform=reference)
-            handlers[f"reference_{name}_psnr"] = IgniteMetricHandler(PSNRMetric(max_val=1.0), output_transform=reference)
+            handlers[f"reference_{name}_brain_ssim"] = IgniteMetricHandler(
+                MaskedSSIMMetric(), output_transform=reference
+            )
+            handlers[f"reference_{name}_psnr"] = IgniteMetricHandler(
+                PSNRMetric(max_val=1.0), output_transform=reference
+            )
     return handlers

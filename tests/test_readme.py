@@ -24,8 +24,11 @@ def test_readme_python_examples_run(capsys):
 
 def test_ci_runs_the_quick_start_test_command():
     quick_start = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    commands = [line for block in re.findall(r"```bash\n(.*?)```", quick_start, flags=re.DOTALL) for line in
-                block.strip().splitlines()]
+    commands = [
+        line
+        for block in re.findall(r"```bash\n(.*?)```", quick_start, flags=re.DOTALL)
+        for line in block.strip().splitlines()
+    ]
     test_commands = [command for command in commands if "pytest" in command]
     assert len(test_commands) == 1
     ci_script = (ROOT / ".ci" / "run").read_text()

@@ -19,7 +19,6 @@ import hashlib
 import json
 import operator
 import os
-import tempfile
 import threading
 import warnings
 from collections import OrderedDict
@@ -35,6 +34,7 @@ from monai.transforms import Compose, Transform, apply_transform
 
 from monai_vqvae2.data.errors import BadInputPolicy, InvalidImageError, check_on_error
 from monai_vqvae2.data.transforms import png_slice_transforms, volume_transforms
+from monai_vqvae2.io import atomic_write
 
 __all__ = ["CACHE_MODES", "SliceDataset", "make_slice_dataset"]
 
@@ -235,15 +235,9 @@ def _read_index(path: Path) -> dict[str, Any]:
 
 
 def _write_index(path: Path, sources: dict[str, Any]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump({"format": _CACHE_FORMAT, "sources": sources}, stream)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(
+        path, lambda temporary: temporary.write_text(json.dumps({"format": _CACHE_FORMAT, "sources": sources}))
+    )
 
 
 def _normalise_items(items: Sequence[dict[str, Any] | str | os.PathLike]) -> list[dict[str, Any]]:

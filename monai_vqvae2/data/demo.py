@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,8 @@ import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from monai_vqvae2.io import atomic_write
 
 __all__ = ["DEMO_GRID_SHAPE", "MNI_NOTICE", "default_demo_dir", "demo_session_paths", "prepare_demo_dataset"]
 
@@ -92,18 +93,6 @@ def demo_session_paths(root: str | os.PathLike, num_subjects: int = 8, with_mr2:
             / f"{name}_mpr_n4_anon_111_t88_masked_gfc.hdr"
         )
     return paths
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _atomic_save_analyze(data: np.ndarray, header_path: Path) -> None:
@@ -264,7 +253,7 @@ def prepare_demo_dataset(
                 parent.rmdir()  # the session's now-empty folders, so discovery does not see a session without image
                 parent = parent.parent
 
-    _atomic_write_text(folder / _NOTICE_FILE, MNI_NOTICE)
+    atomic_write(folder / _NOTICE_FILE, lambda temporary: temporary.write_text(MNI_NOTICE))
     missing = [
         (pair, path)
         for pair, path in zip(_sessions(int(num_subjects), with_mr2), wanted)
@@ -276,8 +265,6 @@ def prepare_demo_dataset(
             ras = _make_session(volumes, template_affine, centre_mm, int(seed), subject, session)
             stored = np.round(ras[::-1] * _INTENSITY_SCALE).astype(np.int16)[..., None]  # radiological (LAS), 4D
             _atomic_save_analyze(np.ascontiguousarray(stored), path)
-    _atomic_write_text(
-        manifest_path,
-        json.dumps({"settings": settings, "files": sorted(wanted_set), "notice": _NOTICE_FILE}, indent=1) + "\n",
-    )
+    manifest = {"settings": settings, "files": sorted(wanted_set), "notice": _NOTICE_FILE}
+    atomic_write(manifest_path, lambda temporary: temporary.write_text(json.dumps(manifest, indent=1) + "\n"))
     return folder

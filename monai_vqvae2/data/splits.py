@@ -11,11 +11,12 @@ import json
 import math
 import os
 import random
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from monai_vqvae2.io import atomic_write
 
 __all__ = ["SPLIT_NAMES", "check_no_subject_overlap", "load_split", "prepare_split", "save_split", "split_by_subject"]
 
@@ -138,17 +139,7 @@ def save_split(split: dict[str, Sequence[dict[str, Any]]], path: str | os.PathLi
         text = json.dumps({name: list(split[name]) for name in SPLIT_NAMES}, indent=1)
     except TypeError as error:
         raise ValueError(f"`split` items must be JSON-serialisable (paths as str): {error}.") from error
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(destination, lambda temporary: temporary.write_text(text + "\n", encoding="utf-8"))
     return destination
 
 

@@ -12,7 +12,6 @@ from monai_vqvae2.engines.autoencoder import (
     unpack_network_output,
 )
 from monai_vqvae2.engines.checkpoint import CheckpointHandler, latest_checkpoint
-from monai_vqvae2.engines.provenance import package_versions, record_run
 from monai_vqvae2.engines.handlers import (
     CodebookUsageHandler,
     MetricsJSONWriter,
@@ -20,6 +19,7 @@ from monai_vqvae2.engines.handlers import (
     ReconstructionFigureHandler,
     level_names,
 )
+from monai_vqvae2.engines.provenance import package_versions, record_run
 
 __all__ = [
     "QUANTIZATION_LOSS",

@@ -39,7 +39,10 @@ class ReconstructionBatch(PrepareBatch):
         self.image_key = str(image_key)
 
     def __call__(
-        self, batchdata: dict[str, torch.Tensor], device: str | torch.device | None = None, non_blocking: bool = False,
+        self,
+        batchdata: dict[str, torch.Tensor],
+        device: str | torch.device | None = None,
+        non_blocking: bool = False,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(batchdata, dict) or self.image_key not in batchdata:

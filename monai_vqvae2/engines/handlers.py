@@ -20,7 +20,12 @@ from monai_vqvae2.networks import VQVAE2
 
 __all__ = [
     "NonFiniteLossHandler",
-    "CodebookUsageHandler", "ReconstructionFigureHandler", "MetricsJSONWriter", "level_names", "unwrap"]
+    "CodebookUsageHandler",
+    "ReconstructionFigureHandler",
+    "MetricsJSONWriter",
+    "level_names",
+    "unwrap",
+]
 
 logger = logging.getLogger(__name__)
 

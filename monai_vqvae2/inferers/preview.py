@@ -53,7 +53,9 @@ class SaveAxialPreviewd(MapTransform):
         for key in self.key_iterator(data):
             volume = torch.as_tensor(data[key]).detach().float().cpu()
             if volume.ndim != 4:
-                raise ValueError(f"SaveAxialPreviewd expects (C, X, Y, Z) volumes; {key!r} has shape {tuple(volume.shape)}.")
+                raise ValueError(
+                    f"SaveAxialPreviewd expects (C, X, Y, Z) volumes; {key!r} has shape {tuple(volume.shape)}."
+                )
             middle = volume[0, :, :, volume.shape[-1] // 2]
             panels.append(torch.rot90(middle, k=1).clamp(0, 1).numpy())
         source = getattr(data[self.source_key], "meta", {}).get("filename_or_obj", "volume")

@@ -216,9 +216,11 @@ class RestartEMAQuantizer(EMAQuantizer):
             if update and not bool(self.initialized):
                 self._initialise(flat)
             indices, squared_distance = _nearest_code(flat, self.codebook)
-            quantized = self.embedding(indices).view(
-                inputs.shape[0], *inputs.shape[2:], self.embedding_dim
-            ).permute(self.quantization_permutation)
+            quantized = (
+                self.embedding(indices)
+                .view(inputs.shape[0], *inputs.shape[2:], self.embedding_dim)
+                .permute(self.quantization_permutation)
+            )
             if not torch.jit.is_tracing():
                 self.usage_counts += torch.bincount(indices, minlength=self.num_embeddings).to(self.usage_counts)
             if update:

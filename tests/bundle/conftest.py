@@ -15,15 +15,24 @@ SCHEMA = ROOT.parent / "shared" / "monai" / "meta_schema_20240725.json"
 
 # a network and data small enough for CPU tests: 32x32 slices, 4x4 top and 8x8 bottom codes
 TINY_OVERRIDES = [
-    "--image_size", "32",
-    "--batch_size", "8",
-    "--min_brain_fraction", "0.2",
-    "--network_def#channels", "8",
-    "--network_def#num_res_layers", "1",
-    "--network_def#num_res_channels", "4",
-    "--network_def#num_embeddings", "16",
-    "--network_def#embedding_dim", "4",
-    "--network_def#restart_interval", "5",
+    "--image_size",
+    "32",
+    "--batch_size",
+    "8",
+    "--min_brain_fraction",
+    "0.2",
+    "--network_def#channels",
+    "8",
+    "--network_def#num_res_layers",
+    "1",
+    "--network_def#num_res_channels",
+    "4",
+    "--network_def#num_embeddings",
+    "16",
+    "--network_def#embedding_dim",
+    "4",
+    "--network_def#restart_interval",
+    "5",
 ]
 
 
@@ -52,10 +61,16 @@ def nifti_dataset(tmp_path_factory) -> Path:
 def bundle_command(configs: list[str], *overrides: str) -> list[str]:
     files = "[" + ",".join(f"'{CONFIGS / name}'" for name in configs) + "]"
     return [
-        sys.executable, "-m", "monai.bundle", "run",
-        "--config_file", files,
-        "--meta_file", str(CONFIGS / "metadata.json"),
-        "--logging_file", str(CONFIGS / "logging.conf"),
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        files,
+        "--meta_file",
+        str(CONFIGS / "metadata.json"),
+        "--logging_file",
+        str(CONFIGS / "logging.conf"),
         *overrides,
     ]
 
@@ -63,7 +78,11 @@ def bundle_command(configs: list[str], *overrides: str) -> list[str]:
 def run_bundle(configs: list[str], *overrides: str, timeout: int = 600) -> subprocess.CompletedProcess:
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     result = subprocess.run(
-        bundle_command(configs, *overrides), capture_output=True, text=True, timeout=timeout, env=environment,
+        bundle_command(configs, *overrides),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

@@ -68,7 +68,10 @@ def test_evaluate_and_inference_stages(trained_run, nifti_dataset):
     run_bundle(
         ["common.yaml", "inference.yaml"],
         *data_overrides(nifti_dataset, trained_run, *TINY_OVERRIDES),
-        "--input_dir", json.dumps([str(volume)]), "--input_kind", "list",
+        "--input_dir",
+        json.dumps([str(volume)]),
+        "--input_kind",
+        "list",
     )
     written = trained_run / "inference" / "sub03_T1w_recon.nii.gz"
     source, reconstruction = nib.load(volume), nib.load(written)

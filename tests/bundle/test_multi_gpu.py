@@ -26,13 +26,29 @@ def test_two_gloo_ranks_train_with_identical_codebooks_and_rank0_writes(nifti_da
     output_dir = tmp_path / "ddp"
     files = [CONFIGS / "common.yaml", CONFIGS / "train_autoencoder.yaml", CONFIGS / "multi_gpu.yaml", layer]
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "monai.bundle", "run",
-        "--config_file", "[" + ",".join(f"'{f}'" for f in files) + "]",
-        "--meta_file", str(CONFIGS / "metadata.json"),
-        "--logging_file", str(CONFIGS / "logging.conf"),
-        "--dataset_dir", str(nifti_dataset), "--dataset_kind", "nifti", "--output_dir", str(output_dir),
-        "--max_epochs", "1", *TINY_OVERRIDES,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        "[" + ",".join(f"'{f}'" for f in files) + "]",
+        "--meta_file",
+        str(CONFIGS / "metadata.json"),
+        "--logging_file",
+        str(CONFIGS / "logging.conf"),
+        "--dataset_dir",
+        str(nifti_dataset),
+        "--dataset_kind",
+        "nifti",
+        "--output_dir",
+        str(output_dir),
+        "--max_epochs",
+        "1",
+        *TINY_OVERRIDES,
     ]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment, cwd=ROOT)

@@ -69,7 +69,10 @@ def test_pseudo_subjects_differ_but_rescan_is_close(demo_root):
     brain = [(v > 0).mean() for v in (first, rescan, second)]
     assert all(0.15 < b < 0.35 for b in brain)  # a masked brain fills about a quarter of the OASIS box
     assert first.max() <= 1500 and first.min() == 0
-    correlation = lambda a, b: float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+    def correlation(a, b):
+        return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
     assert correlation(first, rescan) > correlation(first, second)
     assert not np.array_equal(first, rescan)
 

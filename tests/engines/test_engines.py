@@ -17,6 +17,7 @@ from monai_vqvae2.engines import (
     CheckpointHandler,
     CodebookUsageHandler,
     MetricsJSONWriter,
+    NonFiniteLossHandler,
     ReconstructionBatch,
     ReconstructionFigureHandler,
     VQVAE2Evaluator,
@@ -51,7 +52,11 @@ class HalfNetwork(torch.nn.Module):
 def test_trainer_adds_weighted_quantization_loss_and_reports_terms():
     network = HalfNetwork()
     trainer = VQVAE2Trainer(
-        "cpu", 1, loader(num_images=4), network, torch.optim.SGD(network.parameters(), lr=0.0),
+        "cpu",
+        1,
+        loader(num_images=4),
+        network,
+        torch.optim.SGD(network.parameters(), lr=0.0),
         quantization_loss_weight=2.0,
     )
     trainer.run()
@@ -80,7 +85,9 @@ def test_prepare_batch_names_the_missing_key():
 def test_evaluator_metrics_equal_monai_metrics_on_known_predictions():
     data = loader(num_images=6, size=64, batch_size=3)
     evaluator = VQVAE2Evaluator(
-        "cpu", data, HalfNetwork(),
+        "cpu",
+        data,
+        HalfNetwork(),
         key_val_metric={"ssim": ssim_metric_handler()},
         additional_metrics=evaluation_metric_handlers(image_size=64),
     )
@@ -91,7 +98,9 @@ def test_evaluator_metrics_equal_monai_metrics_on_known_predictions():
     expected_psnr = float(PSNRMetric(max_val=1.0)(0.5 * images, images).mean())
     assert math.isclose(metrics["ssim"], expected_ssim, rel_tol=1e-5)
     assert math.isclose(metrics["psnr"], expected_psnr, rel_tol=1e-5)
-    assert math.isclose(metrics["reference_zeros_psnr"], float(PSNRMetric(1.0)(0 * images, images).mean()), rel_tol=1e-5)
+    assert math.isclose(
+        metrics["reference_zeros_psnr"], float(PSNRMetric(1.0)(0 * images, images).mean()), rel_tol=1e-5
+    )
     assert sorted(metrics) == sorted(
         ["ssim", "psnr", "brain_ssim", "brain_psnr", "ms_ssim"]
         + [f"reference_{r}_{m}" for r in ("zeros", "downsample4") for m in ("ssim", "brain_ssim", "psnr")]
@@ -124,7 +133,9 @@ def test_metrics_json_and_figure_handlers_write_files(tmp_path):
     torch.manual_seed(0)
     network = VQVAE2(2, 1, 1, **TINY)
     evaluator = VQVAE2Evaluator(
-        "cpu", loader(num_images=6), network,
+        "cpu",
+        loader(num_images=6),
+        network,
         key_val_metric={"ssim": ssim_metric_handler()},
         val_handlers=[
             MetricsJSONWriter(tmp_path, global_epoch_transform=lambda epoch: 7, extra={"split": "validation"}),
@@ -174,3 +185,30 @@ def test_checkpoint_handler_saves_latest_and_best_and_resumes(tmp_path):
 def test_checkpoint_handler_rejects_save_dict_without_network(tmp_path):
     with pytest.raises(ValueError, match=r"must contain the network under 'network', got keys \['model'\]"):
         CheckpointHandler(tmp_path, {"model": torch.nn.Linear(1, 1)})
+
+
+class ExplodingNetwork(torch.nn.Module):
+    """Finite outputs for two iterations, then NaN."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(()))
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        scale = self.weight if self.calls <= 2 else self.weight * float("nan")
+        return scale * x, torch.zeros(())
+
+
+def test_non_finite_loss_stops_training_naming_the_iteration_and_keeps_the_last_checkpoint(tmp_path):
+    network = ExplodingNetwork()
+    optimizer = torch.optim.SGD(network.parameters(), lr=0.0)
+    trainer = VQVAE2Trainer(
+        "cpu", 3, loader(num_images=8, batch_size=4), network, optimizer, train_handlers=[NonFiniteLossHandler()]
+    )
+    CheckpointHandler(tmp_path, {"network": network, "trainer": trainer}, key_metric_name=None).attach(trainer)
+    with pytest.raises(FloatingPointError, match=r"Non-finite loss nan at iteration 3 \(epoch 2\)"):
+        trainer.run()
+    kept = torch.load(tmp_path / "latest.pt", weights_only=True)
+    assert dict(kept["trainer"])["iteration"] == 2 and torch.isfinite(kept["network"]["weight"])

@@ -37,8 +37,9 @@ def test_rescaled_slices_keep_the_input_grid_and_the_slice_order():
 
 
 def test_works_with_the_reconstruction_view():
-    network = VQVAE2Reconstructor(VQVAE2(2, 1, 1, channels=8, num_res_layers=1, num_res_channels=4,
-                                         num_embeddings=16, embedding_dim=4)).eval()
+    network = VQVAE2Reconstructor(
+        VQVAE2(2, 1, 1, channels=8, num_res_layers=1, num_res_channels=4, num_embeddings=16, embedding_dim=4)
+    ).eval()
     with torch.no_grad():
         result = AxialSliceInferer(image_size=32)(torch.rand(1, 1, 30, 36, 4), network)
     assert result.shape == (1, 1, 30, 36, 4)

@@ -128,7 +128,15 @@ def test_codebooks_stay_identical_across_ddp_ranks(tmp_path):
     script = Path(__file__).with_name("ddp_quantizer_worker.py")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         env=env,

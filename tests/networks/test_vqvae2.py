@@ -191,7 +191,10 @@ def test_three_level_size_error_names_the_multiple():
     [
         ({"spatial_dims": 1}, "`spatial_dims` must be 2 or 3, got 1"),
         ({"num_levels": 0}, "`num_levels` must be >= 1, got 0"),
-        ({"num_embeddings": (16, 16, 16)}, r"`num_embeddings` needs 2 entries \(one per level, coarsest first\), got 3"),
+        (
+            {"num_embeddings": (16, 16, 16)},
+            r"`num_embeddings` needs 2 entries \(one per level, coarsest first\), got 3",
+        ),
         ({"channels": (8, 0)}, r"`channels` entries must be positive integers, got \(8, 0\)"),
         ({"downsample_factors": (2,)}, r"`downsample_factors` needs 2 entries .* got \(2,\)"),
         ({"downsample_factors": (3, 4)}, "entry of `downsample_factors` must be a power of two >= 2, got 3"),
