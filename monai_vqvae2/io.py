@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_write", "atomic_write_json", "atomic_torch_save"]
+__all__ = ["atomic_write", "atomic_write_json", "atomic_torch_save", "remove_stale_temporaries"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
@@ -38,6 +38,20 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_write` calls for ``path`` left behind when their process was
+    killed (SIGKILL runs no cleanup). Call it when a new run starts writing ``path``.
+
+    Returns:
+        the files removed.
+    """
+    path = Path(path)
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    for temporary in stale:
+        temporary.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-from monai_vqvae2.io import atomic_torch_save
+from monai_vqvae2.io import atomic_torch_save, remove_stale_temporaries
 
 __all__ = ["CheckpointHandler", "latest_checkpoint"]
 
@@ -104,8 +104,13 @@ class CheckpointHandler:
         self.best_epoch = int(state_dict["best_epoch"])
 
     def attach(self, trainer: Engine) -> None:
-        """Save ``latest.pt`` from ``trainer`` on its epoch (and iteration) schedule."""
+        """Save ``latest.pt`` from ``trainer`` on its epoch (and iteration) schedule; remove temporary files that a
+        killed earlier run left in ``save_dir``."""
         self._trainer = trainer
+        if self.enabled:
+            for filename in (self.latest_filename, self.best_filename):
+                for stale in remove_stale_temporaries(self.save_dir / filename):
+                    logger.warning("Removed %s, left by a run killed while saving.", stale)
         if self.save_interval > 0:
             trainer.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.save_latest)
         if self.iteration_interval > 0:

@@ -86,8 +86,9 @@ class NonFiniteLossHandler:
 
 class CodebookUsageHandler:
     """Adds per-level codebook usage (fraction of codes used over the engine's epoch) and perplexity to
-    ``engine.state.metrics`` as ``code_usage_<level>`` and ``code_perplexity_<level>``, and warns when a level's
-    usage falls below ``collapse_threshold`` (a collapsed codebook).
+    ``engine.state.metrics`` as ``code_usage_<level>`` and ``code_perplexity_<level>``; when a level's usage falls
+    below ``collapse_threshold`` (a collapsed codebook) it logs a warning and sets ``code_collapsed_<level>`` to 1
+    (0 otherwise), so collapse shows in logs, TensorBoard and the metrics JSON files alike.
 
     Attach it to an evaluator before the handlers that log or save metrics. Under DDP every rank must run it (the
     counts are summed over ranks).
@@ -113,7 +114,9 @@ class CodebookUsageHandler:
         for name, statistics in zip(level_names(vqvae.num_levels), vqvae.codebook_usage()):
             engine.state.metrics[f"code_usage_{name}"] = statistics["usage"]
             engine.state.metrics[f"code_perplexity_{name}"] = statistics["perplexity"]
-            if statistics["num_quantized"] and statistics["usage"] < self.collapse_threshold:
+            collapsed = bool(statistics["num_quantized"]) and statistics["usage"] < self.collapse_threshold
+            engine.state.metrics[f"code_collapsed_{name}"] = float(collapsed)
+            if collapsed:
                 logger.warning(
                     "Codebook collapse on the %s level: %.1f%% of the codes in use (threshold %.1f%%).",
                     name,

@@ -45,6 +45,7 @@ def test_train_writes_checkpoints_metrics_figures_and_provenance(trained_run):
         assert record["epoch"] == epoch and record["split"] == "validation"
         assert 0 < metrics["ssim"] <= 1 and 0 < metrics["brain_ssim"] <= 1 and metrics["psnr"] > 0
         assert 0 < metrics["code_usage_top"] <= 1 and 0 < metrics["code_usage_bottom"] <= 1
+        assert metrics["code_collapsed_top"] == metrics["code_collapsed_bottom"] == 0.0
         assert (trained_run / "validation" / f"reconstructions_epoch{epoch}.png").is_file()
     assert latest["checkpointer"]["best_epoch"] in (1, 2)
     assert list((trained_run / "logs").glob("events.out.tfevents.*"))

@@ -123,7 +123,10 @@ def test_codebook_usage_handler_reports_levels_and_warns_on_collapse(caplog):
     with caplog.at_level(logging.WARNING):
         evaluator.run()
     metrics = evaluator.state.metrics
-    assert set(metrics) == {"code_usage_top", "code_perplexity_top", "code_usage_bottom", "code_perplexity_bottom"}
+    assert set(metrics) == {
+        f"code_{kind}_{level}" for kind in ("usage", "perplexity", "collapsed") for level in ("top", "bottom")
+    }
+    assert metrics["code_collapsed_top"] == metrics["code_collapsed_bottom"] == 1.0
     assert 0 < metrics["code_usage_bottom"] <= 1 and 1 <= metrics["code_perplexity_bottom"] <= 16
     assert "Codebook collapse on the top level" in caplog.text
     assert level_names(4) == ["top", "level1", "level2", "bottom"]
