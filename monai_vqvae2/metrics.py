@@ -11,11 +11,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from monai.metrics import CumulativeIterationMetric
 from monai.metrics.regression import RegressionMetric, compute_ssim_and_cs
+from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
 __all__ = [
@@ -26,6 +29,9 @@ __all__ = [
     "ms_ssim_weights",
     "ssim_metric_handler",
     "evaluation_metric_handlers",
+    "CodeNLLMetric",
+    "CodeAccuracyMetric",
+    "prior_metric_handlers",
 ]
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003
@@ -228,3 +234,42 @@ def evaluation_metric_handlers(image_size: int, with_references: bool = True) ->
                 PSNRMetric(max_val=1.0), output_transform=reference
             )
     return handlers
+
+
+class CodeNLLMetric(CumulativeIterationMetric):
+    """Negative log-likelihood of code maps under a prior, in **bits per code position**: the per-map mean of
+    ``-log2 softmax(logits)[target]``, averaged over maps by :meth:`aggregate`.
+
+    ``y_pred`` are logits ``(B, K, *spatial)``, ``y`` the code indices ``(B, *spatial)``.
+    """
+
+    def __init__(self, reduction: MetricReduction | str = MetricReduction.MEAN) -> None:
+        super().__init__()
+        self.reduction = reduction
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        nats = F.cross_entropy(y_pred.float(), y.long(), reduction="none")
+        return (nats.flatten(1).mean(1) / math.log(2)).unsqueeze(1)
+
+    def aggregate(self, reduction: MetricReduction | str | None = None):  # type: ignore[override]
+        return do_metric_reduction(self.get_buffer(), reduction or self.reduction)[0]
+
+
+class CodeAccuracyMetric(CodeNLLMetric):
+    """Top-1 accuracy of a prior's predictions of code maps (fraction of positions whose most likely code is the
+    target), per map, averaged by :meth:`aggregate`."""
+
+    def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        return (y_pred.argmax(1) == y.long()).float().flatten(1).mean(1, keepdim=True)
+
+
+def prior_metric_handlers() -> tuple[dict, dict]:
+    """The prior stage's validation metrics as Ignite handlers: ``({"nll_bits": ...}, {"accuracy": ...})`` for
+    ``SupervisedEvaluator(key_val_metric=..., additional_metrics=...)``. Lower ``nll_bits`` is better."""
+    from monai.handlers import IgniteMetricHandler, from_engine
+
+    pair = from_engine(["pred", "label"])
+    return (
+        {"nll_bits": IgniteMetricHandler(CodeNLLMetric(), output_transform=pair)},
+        {"accuracy": IgniteMetricHandler(CodeAccuracyMetric(), output_transform=pair)},
+    )

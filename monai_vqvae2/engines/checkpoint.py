@@ -47,8 +47,8 @@ class CheckpointHandler:
         save_dir: destination folder.
         save_dict: objects with ``state_dict``/``load_state_dict``; must contain ``network_key``.
         network_key: key of the network in ``save_dict``.
-        key_metric_name: evaluator metric that selects the best network (higher is better); ``None`` disables
-            ``model.pt``.
+        key_metric_name: evaluator metric that selects the best network; ``None`` disables ``model.pt``.
+        greater_is_better: whether a higher ``key_metric_name`` is better (SSIM) or a lower one (prior NLL).
         save_interval: epochs between ``latest.pt`` saves; 0 disables epoch saves.
         iteration_interval: iterations between ``latest.pt`` saves; 0 disables iteration saves.
         latest_filename: name of the rolling checkpoint.
@@ -71,6 +71,7 @@ class CheckpointHandler:
         save_dict: Mapping[str, Any],
         network_key: str = "network",
         key_metric_name: str | None = "ssim",
+        greater_is_better: bool = True,
         save_interval: int = 1,
         iteration_interval: int = 0,
         latest_filename: str = "latest.pt",
@@ -86,6 +87,7 @@ class CheckpointHandler:
         self.save_dict = dict(save_dict)
         self.network_key = network_key
         self.key_metric_name = key_metric_name
+        self.sign = 1.0 if greater_is_better else -1.0
         self.save_interval = save_interval
         self.iteration_interval = iteration_interval
         self.latest_filename = latest_filename
@@ -97,6 +99,7 @@ class CheckpointHandler:
         self._trainer: Engine | None = None
 
     def state_dict(self) -> dict[str, float | int]:
+        """``best_metric`` is stored sign-adjusted (higher is better), with the epoch it was reached."""
         return {"best_metric": self.best_metric, "best_epoch": self.best_epoch}
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
@@ -132,9 +135,9 @@ class CheckpointHandler:
 
     def save_best(self, evaluator: Engine) -> Path | None:
         value = float(evaluator.state.metrics[self.key_metric_name])
-        if math.isnan(value) or value <= self.best_metric:
+        if math.isnan(value) or self.sign * value <= self.best_metric:
             return None
-        self.best_metric = value
+        self.best_metric = self.sign * value
         self.best_epoch = self._trainer.state.epoch if self._trainer is not None else evaluator.state.epoch
         logger.info("New best %s = %.4f at epoch %d.", self.key_metric_name, value, self.best_epoch)
         if not self.enabled:

@@ -1,0 +1,163 @@
+"""Code maps of a trained VQ-VAE-2, extracted once and stored compactly for prior training.
+
+Prior training reads index maps, never images: :func:`extract_codes` runs the autoencoder in evaluation mode over a
+slice dataset once and writes one ``.npz`` file (``uint16`` index maps per level, coarsest first, plus each slice's
+subject, source file, slice index and normalised slice position). :class:`CodeDataset` serves them to a
+``DataLoader``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import DataLoader
+from torch.utils.data import Dataset
+
+from monai_vqvae2.io import atomic_write
+
+__all__ = ["extract_codes", "CodeDataset", "file_digest"]
+
+_FORMAT = 1
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file (identifies the autoencoder checkpoint that produced a code file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _settings_of(path: Path) -> dict[str, Any] | None:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return json.loads(str(stored["settings"]))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+@torch.no_grad()
+def extract_codes(
+    network: torch.nn.Module,
+    dataset: Dataset,
+    output_path: str | os.PathLike,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    checkpoint: str | os.PathLike | None = None,
+    num_workers: int = 0,
+) -> Path:
+    """Encode every slice of ``dataset`` to code indices and store them at ``output_path`` (``.npz``).
+
+    The network runs in evaluation mode with ``index_quantize``, which never changes the codebooks. The write is
+    atomic; when ``output_path`` already holds codes of the same checkpoint (by SHA-256) and the same number of
+    slices, nothing is recomputed, so a rerun of an interrupted pipeline continues where it stopped.
+
+    Args:
+        network: a ``VQVAE2`` (or a view with a ``.network`` attribute holding one).
+        dataset: slices as dicts with ``image`` ``(1, H, W)`` and, when available, ``subject``, ``source``,
+            ``slice_index``, ``slice_position``.
+        output_path: destination ``.npz`` file.
+        batch_size: slices per forward pass.
+        device: device of the forward passes.
+        checkpoint: the checkpoint ``network`` was loaded from, recorded (with its SHA-256) in the file.
+        num_workers: ``DataLoader`` workers.
+
+    Returns:
+        ``output_path``.
+    """
+    vqvae = getattr(network, "network", network)
+    output_path = Path(output_path)
+    settings = {
+        "format": _FORMAT,
+        "num_slices": len(dataset),
+        "num_embeddings": list(vqvae.num_embeddings),
+        "checkpoint": str(checkpoint) if checkpoint is not None else None,
+        "checkpoint_sha256": file_digest(checkpoint) if checkpoint is not None else None,
+    }
+    if checkpoint is not None and output_path.is_file() and _settings_of(output_path) == settings:
+        return output_path
+    was_training = vqvae.training
+    vqvae.eval().to(device)
+    levels: list[list[np.ndarray]] = [[] for _ in range(vqvae.num_levels)]
+    records: dict[str, list] = {"subject": [], "source": [], "slice_index": [], "slice_position": []}
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    for batch in loader:
+        indices = vqvae.index_quantize(torch.as_tensor(batch["image"]).to(device))
+        for store, level_indices in zip(levels, indices):
+            store.append(level_indices.cpu().numpy().astype(np.uint16))
+        count = len(indices[0])
+        records["subject"] += [str(s) for s in batch.get("subject", [""] * count)]
+        records["source"] += [str(s) for s in batch.get("source", [""] * count)]
+        records["slice_index"] += [int(i) for i in batch.get("slice_index", [-1] * count)]
+        records["slice_position"] += [float(p) for p in batch.get("slice_position", [float("nan")] * count)]
+    vqvae.train(was_training)
+    arrays = {f"level{level}": np.concatenate(store) for level, store in enumerate(levels)}
+    arrays.update(
+        subject=np.array(records["subject"], dtype=str),
+        source=np.array(records["source"], dtype=str),
+        slice_index=np.array(records["slice_index"], dtype=np.int32),
+        slice_position=np.array(records["slice_position"], dtype=np.float32),
+        settings=np.array(json.dumps(settings)),
+    )
+
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as stream:
+            np.savez_compressed(stream, **arrays)
+
+    return atomic_write(output_path, write)
+
+
+class CodeDataset(Dataset):
+    """Index maps of one level from a file written by :func:`extract_codes`, for prior training.
+
+    Items: ``{"indices": LongTensor (h, w), "condition": LongTensor (coarser level's map; only for levels > 0 when
+    ``with_condition``), "slice_position": FloatTensor (1,), "subject": str}``.
+
+    Args:
+        path: the ``.npz`` code file.
+        level: level index, 0 = coarsest (top).
+        with_condition: include the next coarser level's map as ``condition``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``level`` is not in the file, or ``with_condition`` for the coarsest level.
+    """
+
+    def __init__(self, path: str | os.PathLike, level: int = 0, with_condition: bool | None = None) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"code file {str(path)!r} does not exist; run the code extraction first.")
+        with np.load(path, allow_pickle=False) as stored:
+            num_levels = sum(1 for key in stored.files if key.startswith("level"))
+            if not 0 <= level < num_levels:
+                raise ValueError(f"`level` must be in [0, {num_levels - 1}] for {path.name}, got {level}.")
+            with_condition = level > 0 if with_condition is None else with_condition
+            if with_condition and level == 0:
+                raise ValueError("`with_condition=True` needs a coarser level; level 0 is the coarsest.")
+            self.indices = torch.from_numpy(stored[f"level{level}"].astype(np.int64))
+            self.condition = torch.from_numpy(stored[f"level{level - 1}"].astype(np.int64)) if with_condition else None
+            self.slice_position = torch.from_numpy(stored["slice_position"].astype(np.float32))
+            self.subject: Sequence[str] = stored["subject"].tolist()
+            self.settings = json.loads(str(stored["settings"]))
+        self.level = level
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = {
+            "indices": self.indices[index],
+            "slice_position": self.slice_position[index : index + 1],
+            "subject": self.subject[index],
+        }
+        if self.condition is not None:
+            item["condition"] = self.condition[index]
+        return item

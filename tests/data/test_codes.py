@@ -1,0 +1,76 @@
+"""Code extraction: once, in evaluation mode, compact on disk, resumable; served per level for prior training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import Dataset
+
+from monai_vqvae2.data.codes import CodeDataset, extract_codes
+from monai_vqvae2.networks import VQVAE2
+
+TINY = {"channels": 8, "num_res_layers": 1, "num_res_channels": 4, "num_embeddings": 16, "embedding_dim": 4}
+
+
+def slices(count: int = 10):
+    generator = torch.Generator().manual_seed(0)
+    return Dataset(
+        [
+            {"image": torch.rand(1, 32, 32, generator=generator), "subject": f"s{i % 3}", "source": f"v{i % 3}.nii",
+             "slice_index": i, "slice_position": i / (count - 1)}
+            for i in range(count)
+        ]
+    )
+
+
+def test_extracted_codes_equal_index_quantize_and_leave_the_codebooks_alone(tmp_path):
+    torch.manual_seed(0)
+    network = VQVAE2(2, 1, 1, **TINY)
+    network(torch.rand(8, 1, 32, 32))  # initialise the codebooks
+    network.train()  # extraction must not update them even when handed a network in training mode
+    codebooks = {k: v.clone() for k, v in network.state_dict().items() if k.startswith("quantizers")}
+    checkpoint = tmp_path / "model.pt"
+    torch.save(network.state_dict(), checkpoint)
+    data = slices()
+    path = extract_codes(network, data, tmp_path / "codes" / "train.npz", batch_size=4, checkpoint=checkpoint)
+    for key, value in network.state_dict().items():
+        if key in codebooks:
+            assert torch.equal(value, codebooks[key]), key
+    assert network.training
+    expected = network.index_quantize(torch.stack([item["image"] for item in data]))
+    with np.load(path) as stored:
+        assert stored["level0"].dtype == np.uint16 and stored["level0"].shape == (10, 4, 4)
+        assert stored["level1"].shape == (10, 8, 8)
+        np.testing.assert_array_equal(stored["level1"], expected[1].numpy())
+        assert stored["subject"].tolist()[:4] == ["s0", "s1", "s2", "s0"]
+
+    top, bottom = CodeDataset(path, level=0), CodeDataset(path, level=1)
+    assert len(top) == len(bottom) == 10 and "condition" not in top[0]
+    assert torch.equal(bottom[3]["indices"], expected[1][3]) and torch.equal(bottom[3]["condition"], expected[0][3])
+    assert bottom[9]["slice_position"].tolist() == [1.0] and bottom[9]["indices"].dtype == torch.long
+    assert bottom.settings["checkpoint_sha256"] and bottom.settings["num_slices"] == 10
+
+
+def test_rerun_with_the_same_checkpoint_reuses_the_file_and_a_new_checkpoint_recomputes(tmp_path):
+    network = VQVAE2(2, 1, 1, **TINY).eval()
+    checkpoint = tmp_path / "model.pt"
+    torch.save(network.state_dict(), checkpoint)
+    path = extract_codes(network, slices(), tmp_path / "codes.npz", checkpoint=checkpoint)
+    stamp = path.stat().st_mtime_ns
+    extract_codes(network, slices(), path, checkpoint=checkpoint)
+    assert path.stat().st_mtime_ns == stamp
+    torch.save({k: v + 1 if v.is_floating_point() else v for k, v in network.state_dict().items()}, checkpoint)
+    extract_codes(network, slices(), path, checkpoint=checkpoint)
+    assert path.stat().st_mtime_ns != stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npz", "model.pt"]
+
+
+def test_code_dataset_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the code extraction first"):
+        CodeDataset(tmp_path / "missing.npz")
+    path = extract_codes(VQVAE2(2, 1, 1, **TINY).eval(), slices(4), tmp_path / "codes.npz")
+    with pytest.raises(ValueError, match=r"`level` must be in \[0, 1\] for codes.npz, got 2"):
+        CodeDataset(path, level=2)
+    with pytest.raises(ValueError, match="needs a coarser level"):
+        CodeDataset(path, level=0, with_condition=True)
