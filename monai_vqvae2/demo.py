@@ -1,5 +1,6 @@
 """The main job on the embedded demo data: train the VQ-VAE-2, evaluate it on held-out slices, reconstruct a held-out
-volume — each stage a ``monai.bundle`` run of the configs in ``bundle/configs`` with ``demo.yaml`` layered on top.
+volume, train the top and bottom PixelCNN priors and sample new slices — each stage a ``monai.bundle`` run of the
+configs in ``bundle/configs`` with ``demo.yaml`` layered on top.
 
 Usage (from the repository root)::
 
@@ -22,7 +23,7 @@ from monai.bundle import run
 
 __all__ = ["run_demo"]
 
-STAGES = ("train", "evaluate", "inference")
+STAGES = ("train", "evaluate", "inference", "prior_top", "prior_bottom", "sample")
 
 
 def _stage(bundle_dir: Path, configs: list[str], **overrides: Any) -> None:
@@ -46,7 +47,8 @@ def run_demo(
     Args:
         output_dir: folder of every output (checkpoints, logs, metrics, figures, reconstructions).
         bundle_dir: the bundle folder holding ``configs/``.
-        stages: which of ``"train"``, ``"evaluate"``, ``"inference"`` to run, in that order.
+        stages: which of ``"train"``, ``"evaluate"``, ``"inference"``, ``"prior_top"``, ``"prior_bottom"``,
+            ``"sample"`` to run, in that order.
         overrides: config overrides for every stage (e.g. ``max_epochs=2``).
 
     Returns:
@@ -68,6 +70,9 @@ def run_demo(
         ("train", ["common.yaml", "train_autoencoder.yaml", "demo.yaml"]),
         ("evaluate", ["common.yaml", "evaluate.yaml", "demo.yaml"]),
         ("inference", ["common.yaml", "inference.yaml", "demo.yaml"]),
+        ("prior_top", ["common.yaml", "train_prior.yaml", "demo.yaml"]),
+        ("prior_bottom", ["common.yaml", "train_prior.yaml", "demo.yaml"]),
+        ("sample", ["common.yaml", "sample.yaml", "demo.yaml"]),
     ):
         if stage not in stages:
             continue
@@ -76,12 +81,19 @@ def run_demo(
         if stage == "inference":
             split = json.loads((output_dir / "split.json").read_text())
             extra = {"input_dir": [item["image"] for item in split["test"]], "input_kind": "list"}
+        elif stage.startswith("prior_"):
+            extra = {"prior_level": stage.removeprefix("prior_")}
         _stage(bundle_dir, configs, **overrides, **extra)
         timings[stage] = time.perf_counter() - start
         logger.info("Demo stage %s finished in %.0f s.", stage, timings[stage])
     metrics_file = output_dir / "evaluation" / "metrics.json"
     record = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    summary = {"timings_s": timings, "evaluation": record}
+    priors = {}
+    for level in ("top", "bottom"):
+        prior_file = output_dir / f"validation_prior_{level}" / "metrics.json"
+        if prior_file.is_file():
+            priors[level] = json.loads(prior_file.read_text())["metrics"]
+    summary = {"timings_s": timings, "evaluation": record, "priors": priors}
     (output_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return record
 
@@ -109,7 +121,10 @@ def main() -> None:
                 f"{label:28}"
                 + "".join(f"{v:>{w}.3f}" if v is not None else f"{'-':>{w}}" for v, w in zip(values, (8, 12, 9)))
             )
-    print(f"\nOutputs in {Path(args.output_dir).resolve()}: models/, evaluation/, inference/, validation/, logs/")
+    summary = json.loads((Path(args.output_dir) / "demo_summary.json").read_text())
+    for level, prior in summary.get("priors", {}).items():
+        print(f"{level} prior: {prior['nll_bits']:.3f} bits per code on held-out codes, top-1 accuracy {prior['accuracy']:.3f}")
+    print(f"\nOutputs in {Path(args.output_dir).resolve()}: models/, evaluation/, inference/, samples/, validation*/, logs/")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Typical use::
 
 from __future__ import annotations
 
+from monai_vqvae2.data.codes import CodeDataset, extract_codes
 from monai_vqvae2.data.datasets import CACHE_MODES, SliceDataset, make_slice_dataset
 from monai_vqvae2.data.demo import MNI_NOTICE, default_demo_dir, prepare_demo_dataset
 from monai_vqvae2.data.errors import BadInputWarning, InvalidImageError
@@ -57,6 +58,7 @@ __all__ = [
     "AssumeAnalyzeOrientationd",
     "BadInputWarning",
     "CheckImageFiled",
+    "CodeDataset",
     "ExtractAxialSlicesd",
     "InvalidImageError",
     "SliceDataset",
@@ -65,6 +67,7 @@ __all__ = [
     "check_no_subject_overlap",
     "default_demo_dir",
     "discover_dataset",
+    "extract_codes",
     "discover_nifti_folder",
     "discover_oasis1",
     "discover_oasis3",

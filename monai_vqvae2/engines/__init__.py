@@ -19,6 +19,7 @@ from monai_vqvae2.engines.handlers import (
     ReconstructionFigureHandler,
     level_names,
 )
+from monai_vqvae2.engines.prior import PriorBatch
 from monai_vqvae2.engines.provenance import package_versions, record_run
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "CodebookUsageHandler",
     "MetricsJSONWriter",
     "NonFiniteLossHandler",
+    "PriorBatch",
     "ReconstructionFigureHandler",
     "level_names",
     "package_versions",

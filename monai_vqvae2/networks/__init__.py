@@ -1,9 +1,20 @@
-"""Networks: the hierarchical VQ-VAE-2, its codebook quantizer and export views."""
+"""Networks: the hierarchical VQ-VAE-2, its codebook quantizer, export views and the PixelCNN priors."""
 
 from __future__ import annotations
 
+from monai_vqvae2.networks.factory import prior_for_level
+from monai_vqvae2.networks.pixelcnn import PixelCNNIncrementalState, PixelCNNPrior
 from monai_vqvae2.networks.quantizer import RestartEMAQuantizer, kmeans
 from monai_vqvae2.networks.vqvae2 import VQVAE2, VQVAE2Encoding
 from monai_vqvae2.networks.wrappers import VQVAE2Reconstructor
 
-__all__ = ["VQVAE2", "VQVAE2Encoding", "VQVAE2Reconstructor", "RestartEMAQuantizer", "kmeans"]
+__all__ = [
+    "VQVAE2",
+    "VQVAE2Encoding",
+    "VQVAE2Reconstructor",
+    "RestartEMAQuantizer",
+    "kmeans",
+    "PixelCNNPrior",
+    "PixelCNNIncrementalState",
+    "prior_for_level",
+]

@@ -14,13 +14,18 @@ from tests.bundle.conftest import ROOT, TINY_OVERRIDES
 def test_demo_job_trains_evaluates_and_reconstructs(nifti_dataset, tmp_path):
     overrides = {key.lstrip("-"): value for key, value in zip(TINY_OVERRIDES[::2], TINY_OVERRIDES[1::2])}
     overrides = {key: float(value) if "." in value else int(value) for key, value in overrides.items()}
+    overrides.update({"prior_settings#channels": 8, "prior_settings#num_layers": 2, "prior_settings#kernel_size": 3,
+                      "prior_settings#num_heads": 2, "prior_settings#top_attention_every": 1})
     output_dir = tmp_path / "demo"
     record = run_demo(
-        output_dir, ROOT / "bundle", dataset_kind="nifti", dataset_dir=str(nifti_dataset), max_epochs=1, **overrides
+        output_dir, ROOT / "bundle", dataset_kind="nifti", dataset_dir=str(nifti_dataset), max_epochs=1,
+        prior_max_epochs=1, num_samples=2, **overrides,
     )
     assert record["split"] == "test" and 0 < record["metrics"]["ssim"] <= 1
     summary = json.loads((output_dir / "demo_summary.json").read_text())
-    assert set(summary["timings_s"]) == {"train", "evaluate", "inference"}
+    assert set(summary["timings_s"]) == {"train", "evaluate", "inference", "prior_top", "prior_bottom", "sample"}
+    assert set(summary["priors"]) == {"top", "bottom"} and summary["priors"]["bottom"]["nll_bits"] > 0
+    assert len(list((output_dir / "samples").glob("sample_*.nii.gz"))) == 2
     test_volumes = [item["image"] for item in json.loads((output_dir / "split.json").read_text())["test"]]
     written = sorted((output_dir / "inference").glob("*_recon.nii.gz"))
     assert len(written) == len(test_volumes) >= 1
@@ -28,7 +33,7 @@ def test_demo_job_trains_evaluates_and_reconstructs(nifti_dataset, tmp_path):
 
 
 def test_demo_rejects_unknown_stages_and_missing_bundle(tmp_path):
-    with pytest.raises(ValueError, match=r"Unknown stages \['sample'\]"):
-        run_demo(tmp_path, ROOT / "bundle", stages=("train", "sample"))
+    with pytest.raises(ValueError, match=r"Unknown stages \[.sampling.\]"):
+        run_demo(tmp_path, ROOT / "bundle", stages=("train", "sampling"))
     with pytest.raises(FileNotFoundError, match="No bundle configs under"):
         run_demo(tmp_path, tmp_path / "nowhere")

@@ -1,0 +1,172 @@
+"""Write sampled slices to disk: one NIfTI per slice, a PNG grid and a JSON manifest."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+from PIL import Image
+
+from monai_vqvae2.data.codes import file_digest
+from monai_vqvae2.engines.provenance import package_versions
+from monai_vqvae2.io import atomic_write, atomic_write_json
+
+__all__ = ["write_samples", "slice_affine", "load_sampler", "sample_to_folder", "prior_checkpoints"]
+
+
+def slice_affine(height: int, width: int, spacing: float = 1.0, position_mm: float = 0.0) -> np.ndarray:
+    """RAS affine of a generated axial slice stored as ``(X, Y, 1)``: ``spacing`` mm pixels, centred on the origin,
+    at height ``position_mm`` on the inferior-superior axis."""
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = [-(width - 1) * spacing / 2, -(height - 1) * spacing / 2, position_mm]
+    return affine
+
+
+def _grid(images: np.ndarray, columns: int) -> np.ndarray:
+    count, height, width = images.shape
+    rows = math.ceil(count / columns)
+    grid = np.zeros((rows * height, columns * width), dtype=images.dtype)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
+    return grid
+
+
+def write_samples(
+    images: torch.Tensor,
+    output_dir: str | os.PathLike,
+    settings: dict[str, Any],
+    checkpoints: Sequence[str | os.PathLike] = (),
+    slice_positions: Sequence[float] | None = None,
+    spacing: float = 1.0,
+    prefix: str = "sample",
+) -> Path:
+    """Write ``images`` ``(B, 1, H, W)`` (display order, anterior up, values in [0, 1]) as
+    ``<prefix>_<i>.nii.gz`` (``(X, Y, 1)`` in RAS with :func:`slice_affine`), ``<prefix>_grid.png`` and
+    ``manifest.json`` (settings, checkpoints with SHA-256, package versions, one entry per file). All writes are
+    atomic; the manifest is written last.
+
+    Args:
+        images: generated slices.
+        output_dir: destination folder.
+        settings: sampling settings to record (seed, temperature, method, ...).
+        checkpoints: checkpoint files the samples came from.
+        slice_positions: normalised slice position of each sample, recorded per file.
+        spacing: pixel size in mm written in the NIfTI affines.
+        prefix: file name prefix.
+
+    Returns:
+        the manifest path.
+    """
+    output_dir = Path(output_dir)
+    pictures = images[:, 0].detach().float().cpu().clamp(0, 1).numpy()
+    entries = []
+    for index, picture in enumerate(pictures):
+        name = f"{prefix}_{index:04d}.nii.gz"
+        volume = np.rot90(picture, k=-1)[:, :, None].astype(np.float32)  # display order back to (X=R, Y=A)
+        image = nib.Nifti1Image(volume, slice_affine(*picture.shape, spacing=spacing))
+        payload = gzip.compress(image.to_bytes())
+        atomic_write(output_dir / name, lambda temporary, payload=payload: temporary.write_bytes(payload))
+        entry: dict[str, Any] = {"file": name}
+        if slice_positions is not None:
+            entry["slice_position"] = float(slice_positions[index])
+        entries.append(entry)
+    columns = max(1, math.ceil(math.sqrt(len(pictures))))
+    grid = (_grid(pictures, columns) * 255).round().astype(np.uint8)
+    atomic_write(output_dir / f"{prefix}_grid.png", lambda temporary: Image.fromarray(grid).save(temporary, "PNG"))
+    manifest = {
+        "settings": settings,
+        "checkpoints": [{"path": str(path), "sha256": file_digest(path)} for path in checkpoints],
+        "versions": package_versions(),
+        "grid": f"{prefix}_grid.png",
+        "samples": entries,
+    }
+    return atomic_write_json(output_dir / "manifest.json", manifest)
+
+
+def prior_checkpoints(checkpoint_dir: str | os.PathLike, num_levels: int) -> list[str]:
+    """Best prior checkpoints as the prior stage writes them, coarsest first: ``<dir>/prior_<level>/model.pt``."""
+    from monai_vqvae2.engines.handlers import level_names
+
+    return [str(Path(checkpoint_dir) / f"prior_{name}" / "model.pt") for name in level_names(num_levels)]
+
+
+def load_sampler(
+    vqvae: torch.nn.Module,
+    prior_checkpoints: Sequence[str | os.PathLike],
+    spatial_shape: Sequence[int],
+    device: str | torch.device = "cpu",
+    num_scalars: int = 0,
+    num_classes: int = 0,
+    **prior_settings: Any,
+):
+    """A :class:`~monai_vqvae2.inferers.HierarchicalSampler` from a (loaded) VQ-VAE-2 and one prior checkpoint per
+    level, coarsest first; priors are built by :func:`~monai_vqvae2.networks.prior_for_level` with
+    ``prior_settings`` and loaded with ``torch.load(..., weights_only=True)``.
+
+    Raises:
+        ValueError: not one checkpoint per level.
+    """
+    from monai_vqvae2.inferers.sampler import HierarchicalSampler
+    from monai_vqvae2.networks import prior_for_level
+
+    vqvae = getattr(vqvae, "network", vqvae)
+    if len(prior_checkpoints) != vqvae.num_levels:
+        raise ValueError(
+            f"`prior_checkpoints` needs {vqvae.num_levels} files (one per level, coarsest first), "
+            f"got {len(prior_checkpoints)}."
+        )
+    priors = []
+    for level, checkpoint in enumerate(prior_checkpoints):
+        prior = prior_for_level(vqvae, level, num_scalars=num_scalars, num_classes=num_classes, **prior_settings)
+        prior.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
+        priors.append(prior.to(device).eval())
+    return HierarchicalSampler(vqvae.eval(), priors, spatial_shape=spatial_shape)
+
+
+def sample_to_folder(
+    sampler,
+    output_dir: str | os.PathLike,
+    num_samples: int,
+    slice_position: float | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    seed: int = 0,
+    method: str = "fast",
+    batch_size: int | None = None,
+    checkpoints: Sequence[str | os.PathLike] = (),
+) -> Path:
+    """Sample ``num_samples`` slices with ``sampler`` and write them with :func:`write_samples`.
+
+    Args:
+        sampler: a :class:`~monai_vqvae2.inferers.HierarchicalSampler`.
+        output_dir: destination folder.
+        num_samples: slices to generate.
+        slice_position: normalised axial position (0 = inferior, 1 = superior) for priors conditioned on it.
+        temperature: softmax temperature of the priors.
+        top_k: sample among the ``top_k`` most likely codes only.
+        seed: seed of the sampler's own generator.
+        method: ``"fast"`` (cached) or ``"naive"``; both give the same codes.
+        batch_size: samples generated at once.
+        checkpoints: the checkpoints used, recorded in the manifest.
+
+    Returns:
+        the manifest path.
+    """
+    output = sampler.sample(
+        num_samples, temperature=temperature, top_k=top_k, scalars=slice_position, seed=seed, method=method,
+        batch_size=batch_size,
+    )
+    settings = {
+        "num_samples": num_samples, "slice_position": slice_position, "temperature": temperature, "top_k": top_k,
+        "seed": seed, "method": method, "spatial_shape": list(sampler.spatial_shape),
+    }
+    positions = None if slice_position is None else [slice_position] * num_samples
+    return write_samples(output.images, output_dir, settings, checkpoints=checkpoints, slice_positions=positions)

@@ -1,0 +1,52 @@
+"""Build the prior of one VQ-VAE-2 level with the sizes, codebooks and conditioning that level implies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monai_vqvae2.networks.pixelcnn import PixelCNNPrior
+from monai_vqvae2.networks.vqvae2 import VQVAE2
+
+__all__ = ["prior_for_level"]
+
+
+def prior_for_level(
+    vqvae: VQVAE2,
+    level: int,
+    top_attention_every: int = 4,
+    num_scalars: int = 0,
+    num_classes: int = 0,
+    **prior_kwargs: Any,
+) -> PixelCNNPrior:
+    """The :class:`PixelCNNPrior` of level ``level`` (0 = coarsest) of ``vqvae``: its codebook size, and for finer
+    levels the coarser level's codebook and upsampling factor as spatial condition. Training and sampling configs
+    both build their priors here, so the two always agree.
+
+    Args:
+        vqvae: the autoencoder whose codes the prior models.
+        level: level index, coarsest first.
+        top_attention_every: ``attention_every`` of the top prior (PixelSNAIL-style attention); finer levels, whose
+            maps are larger and conditioned on the coarser codes, use none.
+        num_scalars: global scalar conditions (1 for the normalised slice position).
+        num_classes: global class labels.
+        prior_kwargs: any other :class:`PixelCNNPrior` argument (``channels``, ``num_layers``, ``kernel_size``,
+            ``num_heads``, ``dropout``).
+
+    Returns:
+        the prior.
+
+    Raises:
+        ValueError: ``level`` out of range.
+    """
+    if not 0 <= level < vqvae.num_levels:
+        raise ValueError(f"`level` must be in [0, {vqvae.num_levels - 1}] for this VQ-VAE-2, got {level}.")
+    return PixelCNNPrior(
+        spatial_dims=vqvae.spatial_dims,
+        num_embeddings=vqvae.num_embeddings[level],
+        attention_every=top_attention_every if level == 0 else 0,
+        condition_num_embeddings=vqvae.num_embeddings[level - 1] if level > 0 else None,
+        condition_upsample=vqvae.downsample_factors[level - 1] if level > 0 else 2,
+        num_scalars=num_scalars,
+        num_classes=num_classes,
+        **prior_kwargs,
+    )

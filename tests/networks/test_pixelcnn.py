@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from monai_vqvae2.networks import PixelCNNPrior
+
+NUM_CODES = 16
+TINY = {"spatial_dims": 2, "num_embeddings": NUM_CODES, "channels": 16, "num_layers": 3, "kernel_size": 3}
+HEIGHT, WIDTH = 8, 8
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Thousands of tiny operations: one thread is faster and does not oversubscribe a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_prior(**kwargs) -> PixelCNNPrior:
+    torch.manual_seed(0)
+    return PixelCNNPrior(**{**TINY, **kwargs}).double().eval()
+
+
+def influence(prior: PixelCNNPrior, target: tuple[int, int], **conditions) -> set[tuple[int, int]]:
+    """Positions whose code changes the logits at ``target`` (all codes are changed one at a time)."""
+    generator = torch.Generator().manual_seed(1)
+    indices = torch.randint(NUM_CODES, (1, HEIGHT, WIDTH), generator=generator)
+    with torch.no_grad():
+        reference = prior(indices, **conditions)[:, :, target[0], target[1]]
+        found = set()
+        for row in range(HEIGHT):
+            for column in range(WIDTH):
+                changed = indices.clone()
+                changed[0, row, column] = (changed[0, row, column] + 1 + row) % NUM_CODES
+                if not torch.equal(prior(changed, **conditions)[:, :, target[0], target[1]], reference):
+                    found.add((row, column))
+    return found
+
+
+@pytest.mark.parametrize("target", [(5, 3), (4, 0), (3, 7), (0, 4)])
+def test_receptive_field_is_causal_and_has_no_blind_spot(target):
+    prior = tiny_prior()
+    reach = (TINY["kernel_size"] // 2) * TINY["num_layers"]
+    row, column = target
+    expected = {
+        (r, c)
+        for r in range(max(0, row - reach), row)
+        for c in range(max(0, column - reach), min(WIDTH, column + reach + 1))
+    } | {(row, c) for c in range(max(0, column - reach), column)}
+    found = influence(prior, target)
+    assert found == expected
+    # up-and-to-the-right, which a plain masked convolution stack misses
+    if row > 0 and column + 1 < WIDTH:
+        assert (row - 1, min(WIDTH - 1, column + reach)) in found
+
+
+@pytest.mark.parametrize("target", [(5, 3), (2, 0), (7, 7)])
+def test_attention_sees_every_earlier_position_and_nothing_later(target):
+    prior = tiny_prior(attention_every=2, num_heads=2)
+    row, column = target
+    expected = {(r, c) for r in range(HEIGHT) for c in range(WIDTH) if r * WIDTH + c < row * WIDTH + column}
+    assert influence(prior, target) == expected
+
+
+def test_first_position_depends_on_no_code():
+    prior = tiny_prior(attention_every=1, num_heads=4)
+    assert influence(prior, (0, 0)) == set()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"attention_every": 2, "num_heads": 2, "num_classes": 3, "num_scalars": 2},
+        {"condition_num_embeddings": 5, "condition_upsample": 2, "kernel_size": 5, "num_layers": 4},
+    ],
+)
+def test_incremental_state_matches_forward(kwargs):
+    prior = tiny_prior(**kwargs)
+    generator = torch.Generator().manual_seed(2)
+    batch, height, width = 2, 6, 4
+    indices = torch.randint(NUM_CODES, (batch, height, width), generator=generator)
+    conditions = {}
+    if "condition_num_embeddings" in kwargs:
+        conditions["condition"] = torch.randint(5, (batch, height // 2, width // 2), generator=generator)
+    if "num_classes" in kwargs:
+        conditions["labels"] = torch.tensor([0, 2])
+        conditions["scalars"] = torch.rand(batch, 2, generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        full = prior(indices, **conditions)
+        state = prior.incremental_state(batch, (height, width), **conditions)
+        for row in range(height):
+            state.begin_row(row)
+            for column in range(width):
+                torch.testing.assert_close(state.logits(column), full[:, :, row, column], rtol=0, atol=1e-12)
+                state.commit(column, indices[:, row, column])
+
+
+def test_output_shape_and_training_loss():
+    prior = PixelCNNPrior(**TINY, dropout=0.1, attention_every=3, num_heads=2)
+    indices = torch.randint(NUM_CODES, (2, 4, 6))
+    logits = prior(indices)
+    assert logits.shape == (2, NUM_CODES, 4, 6)
+    F.cross_entropy(logits, indices).backward()
+    assert all(p.grad is not None for p in prior.parameters())
+
+
+def test_spatial_condition_changes_logits():
+    prior = tiny_prior(condition_num_embeddings=5, condition_upsample=2)
+    indices = torch.randint(NUM_CODES, (1, HEIGHT, WIDTH))
+    condition = torch.zeros(1, HEIGHT // 2, WIDTH // 2, dtype=torch.long)
+    other = condition.clone()
+    other[0, 1, 2] = 3
+    with torch.no_grad():
+        difference = (prior(indices, condition=condition) - prior(indices, condition=other)).abs().amax(dim=1)[0]
+    # the changed top code covers rows 2-3, columns 4-5 of the bottom map; it is used there
+    assert (difference[2:4, 4:6] > 0).all()
+
+
+def test_global_conditions_change_logits():
+    prior = tiny_prior(num_classes=3, num_scalars=1)
+    indices = torch.randint(NUM_CODES, (1, HEIGHT, WIDTH))
+    labels, scalars = torch.tensor([0]), torch.tensor([[0.25]], dtype=torch.float64)
+    with torch.no_grad():
+        reference = prior(indices, labels=labels, scalars=scalars)
+        assert not torch.allclose(reference, prior(indices, labels=torch.tensor([2]), scalars=scalars))
+        assert not torch.allclose(reference, prior(indices, labels=labels, scalars=scalars + 0.5))
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"spatial_dims": 3}, NotImplementedError, "spatial_dims=2"),
+        ({"spatial_dims": 1}, ValueError, "`spatial_dims` must be 2, got 1"),
+        ({"kernel_size": 4}, ValueError, "`kernel_size` must be an odd integer >= 3, got 4"),
+        ({"num_layers": 0}, ValueError, "`num_layers` must be an integer >= 1, got 0"),
+        ({"attention_every": 1, "num_heads": 3}, ValueError, r"`num_heads` \(3\) must divide `channels` \(16\)"),
+        ({"dropout": 1.0}, ValueError, r"`dropout` must be in \[0, 1\), got 1.0"),
+        ({"condition_num_embeddings": 0}, ValueError, "`condition_num_embeddings` must be None or an integer >= 1"),
+        ({"num_classes": -1}, ValueError, "`num_classes` must be an integer >= 0, got -1"),
+    ],
+)
+def test_invalid_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        PixelCNNPrior(**{**TINY, **kwargs})
+
+
+def test_invalid_inputs():
+    plain = tiny_prior()
+    conditioned = tiny_prior(condition_num_embeddings=5, num_classes=2, num_scalars=1)
+    indices = torch.zeros(2, 4, 4, dtype=torch.long)
+    good = {"condition": torch.zeros(2, 2, 2, dtype=torch.long), "labels": torch.tensor([0, 1])}
+    good["scalars"] = torch.zeros(2, 1)
+    with pytest.raises(ValueError, match=r"`indices` must be a code map of shape \(B, H, W\), got \(4, 4\)"):
+        plain(indices[0])
+    with pytest.raises(ValueError, match=r"`indices` values must be in \[0, 15\], got range \[16, 16\]"):
+        plain(torch.full((1, 2, 2), 16))
+    with pytest.raises(ValueError, match="`indices` must be an integer tensor"):
+        plain(indices.float())
+    with pytest.raises(ValueError, match="built without a spatial condition"):
+        plain(indices, condition=good["condition"])
+    with pytest.raises(ValueError, match="`condition_num_embeddings=5`; pass `condition`"):
+        conditioned(indices, labels=good["labels"], scalars=good["scalars"])
+    with pytest.raises(ValueError, match=r"`condition` must have shape \(2, 2, 2\).*got \(2, 4, 4\)"):
+        conditioned(indices, **{**good, "condition": indices})
+    with pytest.raises(ValueError, match=r"`condition` values must be in \[0, 4\], got range \[7, 7\]"):
+        conditioned(indices, **{**good, "condition": torch.full((2, 2, 2), 7)})
+    with pytest.raises(ValueError, match="`num_classes=2`; pass `labels`"):
+        conditioned(indices, condition=good["condition"], scalars=good["scalars"])
+    with pytest.raises(ValueError, match=r"`labels` values must be in \[0, 1\], got range \[0, 2\]"):
+        conditioned(indices, **{**good, "labels": torch.tensor([0, 2])})
+    with pytest.raises(ValueError, match=r"`scalars` must be a floating tensor of shape \(2, 1\)"):
+        conditioned(indices, **{**good, "scalars": torch.zeros(2)})
+    with pytest.raises(ValueError, match="`labels` was given but this prior was built with `num_classes=0`"):
+        plain(indices, labels=good["labels"])
