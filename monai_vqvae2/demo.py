@@ -24,6 +24,9 @@ from monai.bundle import run
 __all__ = ["run_demo"]
 
 STAGES = ("train", "evaluate", "inference", "prior_top", "prior_bottom", "sample")
+# the stages timed within the demo's 10-minute budget on 2 CPU cores; the prior and sampling stages are opt-in
+# (--stages ... prior_top prior_bottom sample) until their demo sizes are tuned to a measured budget
+DEFAULT_STAGES = ("train", "evaluate", "inference")
 
 
 def _stage(bundle_dir: Path, configs: list[str], **overrides: Any) -> None:
@@ -39,7 +42,7 @@ def _stage(bundle_dir: Path, configs: list[str], **overrides: Any) -> None:
 def run_demo(
     output_dir: str | Path = "outputs/demo",
     bundle_dir: str | Path = "bundle",
-    stages: tuple[str, ...] = STAGES,
+    stages: tuple[str, ...] = DEFAULT_STAGES,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Run the demo stages and return the test-split metrics.
@@ -103,7 +106,7 @@ def main() -> None:
     parser.add_argument("--output_dir", default="outputs/demo", help="where every output goes")
     parser.add_argument("--bundle_dir", default="bundle", help="the bundle folder holding configs/")
     parser.add_argument("--max_epochs", type=int, default=None, help="override the demo's number of epochs")
-    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
+    parser.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), choices=STAGES)
     args = parser.parse_args()
     overrides = {} if args.max_epochs is None else {"max_epochs": args.max_epochs}
     record = run_demo(args.output_dir, args.bundle_dir, tuple(args.stages), **overrides)

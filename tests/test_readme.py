@@ -16,10 +16,12 @@ def code_blocks(language: str) -> list[str]:
 def test_readme_python_examples_run(capsys):
     blocks = code_blocks("python")
     assert blocks, "README.md has no Python example"
+    namespace: dict = {}  # the blocks build on each other, as a reader running them in order would
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})
+        exec(compile(block, "README.md", "exec"), namespace)
     printed = capsys.readouterr().out
     assert "[(32, 32), (64, 64)]" in printed
+    assert "(2, 1, 32, 32) [(2, 4, 4), (2, 8, 8)]" in printed
 
 
 def test_ci_runs_the_quick_start_test_command():

@@ -7,7 +7,7 @@ import json
 import nibabel as nib
 import pytest
 
-from monai_vqvae2.demo import run_demo
+from monai_vqvae2.demo import STAGES, run_demo
 from tests.bundle.conftest import ROOT, TINY_OVERRIDES
 
 
@@ -19,7 +19,7 @@ def test_demo_job_trains_evaluates_and_reconstructs(nifti_dataset, tmp_path):
     output_dir = tmp_path / "demo"
     record = run_demo(
         output_dir, ROOT / "bundle", dataset_kind="nifti", dataset_dir=str(nifti_dataset), max_epochs=1,
-        prior_max_epochs=1, num_samples=2, **overrides,
+        stages=STAGES, prior_max_epochs=1, num_samples=2, **overrides,
     )
     assert record["split"] == "test" and 0 < record["metrics"]["ssim"] <= 1
     summary = json.loads((output_dir / "demo_summary.json").read_text())
