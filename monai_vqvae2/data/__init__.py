@@ -38,6 +38,7 @@ from monai_vqvae2.data.splits import (
     split_by_subject,
 )
 from monai_vqvae2.data.transforms import (
+    MAX_VOXELS,
     AssumeAnalyzeOrientationd,
     CheckImageFiled,
     ExtractAxialSlicesd,
@@ -49,6 +50,7 @@ from monai_vqvae2.data.transforms import (
 )
 
 __all__ = [
+    "MAX_VOXELS",
     "CACHE_MODES",
     "DATASET_KINDS",
     "LAYOUTS",

@@ -32,8 +32,8 @@ from monai.data import CacheDataset, Dataset, PersistentDataset
 from monai.data.utils import pickle_hashing
 from monai.transforms import Compose, Transform, apply_transform
 
-from monai_vqvae2.data.errors import BadInputPolicy, InvalidImageError, check_on_error
-from monai_vqvae2.data.transforms import png_slice_transforms, volume_transforms
+from monai_vqvae2.data.errors import BadInputPolicy, InvalidImageError, as_invalid_image, check_on_error
+from monai_vqvae2.data.transforms import MAX_VOXELS, png_slice_transforms, volume_transforms
 from monai_vqvae2.io import atomic_write
 
 __all__ = ["CACHE_MODES", "SliceDataset", "make_slice_dataset"]
@@ -42,22 +42,6 @@ CACHE_MODES = ("memory", "disk", None)
 _INDEX_FILE = "index.json"
 _SLICE_KEYS = ("image", "source", "slice_index", "slice_position")
 _CACHE_FORMAT = 1
-
-
-def _as_invalid_image(error: BaseException, path: str) -> InvalidImageError:
-    """The :class:`InvalidImageError` inside MONAI's wrapped exception chain, or a new one naming ``path``."""
-    seen, current, root = set(), error, error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, InvalidImageError):
-            return current
-        seen.add(id(current))
-        root = current
-        current = current.__cause__ or current.__context__
-    lines = str(root).strip().splitlines() or [""]
-    return InvalidImageError(
-        path,
-        f"could not be read or processed ({type(root).__name__}: {lines[0]}); the file may be corrupt or truncated.",
-    )
 
 
 def _plain(value: Any) -> Any:
@@ -93,8 +77,10 @@ class _SourceProcessor:
         is_png = path.lower().endswith(".png")
         try:
             result = (self.png_chain if is_png else self.volume_chain)(dict(item))
-        except Exception as error:
-            raise _as_invalid_image(error, path) from error
+        except InvalidImageError:
+            raise
+        except Exception as error:  # chains built elsewhere may still raise MONAI's wrapper
+            raise as_invalid_image(error, path) from error
         slices = result if isinstance(result, list) else [result]
         for slice_item in slices:
             slice_item["source"] = path
@@ -320,6 +306,7 @@ def make_slice_dataset(
     resize_mode: str = "longest",
     analyze_axcodes: str = "LAS",
     png_max_value: float = 255.0,
+    max_voxels: int = MAX_VOXELS,
 ) -> SliceDataset:
     """Build a slice-level dataset from discovered items (volumes and/or PNG slices).
 
@@ -345,6 +332,8 @@ def make_slice_dataset(
         resize_mode: see :func:`~monai_vqvae2.data.transforms.volume_transforms`.
         analyze_axcodes: see :func:`~monai_vqvae2.data.transforms.volume_transforms`.
         png_max_value: PNG intensity mapped to 1, see :func:`~monai_vqvae2.data.transforms.png_slice_transforms`.
+        max_voxels: files whose header declares more voxels (pixels for PNG) are refused before their data is read,
+            see :func:`~monai_vqvae2.data.transforms.check_image_file`.
 
     Returns:
         a :class:`SliceDataset`.
@@ -374,8 +363,14 @@ def make_slice_dataset(
         "crop_margin": crop_margin,
         "resize_mode": resize_mode,
         "analyze_axcodes": analyze_axcodes,
+        "max_voxels": max_voxels,
     }
-    png_options = {"image_size": image_size, "max_value": png_max_value, "resize_mode": resize_mode}
+    png_options = {
+        "image_size": image_size,
+        "max_value": png_max_value,
+        "resize_mode": resize_mode,
+        "max_voxels": max_voxels,
+    }
     processor = _SourceProcessor(volume_transforms(**volume_options), png_slice_transforms(**png_options))
     sources = _normalise_items(items)
     store = _SliceStore(processor)

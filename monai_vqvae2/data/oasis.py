@@ -22,7 +22,7 @@ import os
 import re
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,40 @@ _CLINICAL_ID_COLUMNS = ("ID", "id", "session", "Session", "MR ID", "subject", "S
 _PROTECTED_KEYS = ("image", "subject", "session", "dataset", "split", "slice_index", "slice_position")
 
 
-def _visible(path: Path, root: Path) -> bool:
-    """False for hidden files or folders (``.partial_*``, macOS ``._*`` resource forks) below ``root``."""
-    return not any(part.startswith(".") for part in path.relative_to(root).parts)
+def _is_file_entry(path: Path) -> bool:
+    """A file, or a broken symbolic link (kept so that loading reports it, rather than dropping it silently)."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
+def _walk_files(root: Path, on_unreadable: Callable[[OSError], None] | None = None) -> Iterator[Path]:
+    """Every visible file below ``root`` (and broken symbolic links), folders in sorted order.
+
+    Symbolic links to folders are followed, each real folder once: a visited set of resolved paths stops link
+    loops (``a/loop -> ..``) and trees reachable twice. Hidden files and folders are skipped.
+
+    Args:
+        root: folder to walk.
+        on_unreadable: called with the ``OSError`` of a folder that cannot be listed (default: ignored).
+    """
+    visited = {os.path.realpath(root)}
+    for folder, dirnames, filenames in os.walk(root, onerror=on_unreadable, followlinks=True):
+        kept = []
+        for name in sorted(dirnames):
+            real = os.path.realpath(os.path.join(folder, name))
+            if not name.startswith(".") and real not in visited:
+                visited.add(real)
+                kept.append(name)
+        dirnames[:] = kept  # os.walk descends into these only
+        for name in sorted(filenames):
+            path = Path(folder, name)
+            if not name.startswith(".") and _is_file_entry(path):
+                yield path
+
+
+def _unreadable_folder(error: OSError) -> OSError:
+    """The error reported for a folder that :func:`_walk_files` could not list (same type, clearer message)."""
+    reason = "permission denied" if isinstance(error, PermissionError) else (error.strerror or str(error))
+    return type(error)(f"{error.filename}: {reason}: cannot list this folder, so the images in it cannot be found.")
 
 
 def _volume_stem(name: str) -> str:
@@ -97,8 +128,12 @@ def _check_dir(dataset_dir: str | os.PathLike) -> Path:
 
 
 def _find_dirs(root: Path, pattern: re.Pattern, max_depth: int = 2) -> list[Path]:
-    """Folders whose name matches ``pattern``, at most ``max_depth`` levels below ``root`` (root itself included)."""
+    """Folders whose name matches ``pattern``, at most ``max_depth`` levels below ``root`` (root itself included).
+
+    Symbolic links to folders are followed, but each real folder is visited once (no duplicates through links).
+    """
     found = [root] if pattern.match(root.name) else []
+    visited = {os.path.realpath(root)}
     level = [root]
     for _ in range(max_depth + 1):
         next_level = []
@@ -108,6 +143,10 @@ def _find_dirs(root: Path, pattern: re.Pattern, max_depth: int = 2) -> list[Path
             except PermissionError:
                 continue
             for child in children:
+                real = os.path.realpath(child)
+                if real in visited:
+                    continue
+                visited.add(real)
                 (found if pattern.match(child.name) else next_level).append(child)
         level = next_level
     return sorted(set(found))
@@ -198,16 +237,21 @@ def discover_oasis1(
     return items
 
 
-def discover_oasis3(dataset_dir: str | os.PathLike, modalities: Sequence[str] = ("T1w",)) -> list[dict[str, Any]]:
+def discover_oasis3(
+    dataset_dir: str | os.PathLike, modalities: Sequence[str] = ("T1w",), on_error: str = "raise"
+) -> list[dict[str, Any]]:
     """Find OASIS-3 (BIDS) images of the requested modalities.
 
     Files are matched anywhere below ``dataset_dir`` by their BIDS name
     ``sub-<subject>_ses-<session>[_<key>-<value>...]_<modality>.nii[.gz]``; other modalities (T2w, FLAIR, ...) are
     ignored unless listed. Every run of a session becomes an item; all of a subject's sessions share its id.
+    Symbolic links are followed (each real folder once, so link loops end); broken links (e.g. DataLad files not
+    yet fetched) are kept as items, and loading reports them.
 
     Args:
         dataset_dir: BIDS root (or a folder above it).
         modalities: BIDS suffixes to keep, default ``("T1w",)``.
+        on_error: ``"raise"`` or ``"skip"`` (warn) for a folder that cannot be listed.
 
     Returns:
         items ``{"image", "subject": "OAS3XXXX", "session": "OAS3XXXX_dNNNN", "modality", "run", "dataset":
@@ -215,16 +259,22 @@ def discover_oasis3(dataset_dir: str | os.PathLike, modalities: Sequence[str] = 
         when nothing matches.
 
     Raises:
+        PermissionError: a folder cannot be listed (``on_error="raise"``).
         ValueError: ``modalities`` is empty.
     """
     wanted = tuple(modalities)
     if not wanted:
         raise ValueError("`modalities` must name at least one BIDS suffix (e.g. 'T1w'), got an empty sequence.")
     root = _check_dir(dataset_dir)
+    policy = BadInputPolicy(on_error, stage="OASIS-3 discovery")
+    unreadable: list[OSError] = []
+    paths = sorted(_walk_files(root, unreadable.append))
+    for error in unreadable:
+        policy.handle(_unreadable_folder(error), error.filename)
     items = []
-    for path in sorted(root.rglob("sub-*.nii*")):
+    for path in paths:
         match = _BIDS_FILE.match(path.name)
-        if not match or match.group("suffix") not in wanted or not _visible(path, root) or not path.is_file():
+        if not match or match.group("suffix") not in wanted:
             continue
         subject = match.group("subject")
         item = {
@@ -236,6 +286,7 @@ def discover_oasis3(dataset_dir: str | os.PathLike, modalities: Sequence[str] = 
             "dataset": "oasis3",
         }
         items.append(item)
+    policy.summarise(len(items) + len(unreadable))
     return items
 
 
@@ -262,7 +313,7 @@ def discover_png_slices(dataset_dir: str | os.PathLike) -> list[dict[str, Any]]:
     for folder in _find_dirs(root, _PNG_FOLDER):
         split = _PNG_SPLITS[_PNG_FOLDER.match(folder.name).group(1)]  # type: ignore[union-attr]
         folder_items = []
-        for path in sorted(p for p in folder.glob("*.png") if not p.name.startswith(".") and p.is_file()):
+        for path in sorted(p for p in folder.glob("*.png") if not p.name.startswith(".") and _is_file_entry(p)):
             match = _PNG_NAME.match(path.name)
             if match:
                 subject, index = match.group("subject"), int(match.group("index"))
@@ -302,13 +353,17 @@ def discover_nifti_folder(
 ) -> list[dict[str, Any]]:
     """Find every NIfTI (``.nii``, ``.nii.gz``) and Analyze (``.hdr``) file below a folder.
 
+    Other files (``README.txt``, ``.DS_Store``, ...) are ignored; a file with an image name but other content is
+    reported when it is loaded. Symbolic links are followed (each real folder once, so link loops end); broken
+    links are kept as items, and loading reports them.
+
     Args:
         dataset_dir: folder searched recursively (hidden files and folders are ignored).
         subject_pattern: regular expression searched in each file's path relative to ``dataset_dir`` (POSIX
             separators) with a named group ``subject`` and optionally ``session``; default: the subject is the
             file name without extension (one subject per file).
-        on_error: ``"raise"`` or ``"skip"`` for an Analyze ``.img`` without its ``.hdr`` or a path that does not
-            match ``subject_pattern``.
+        on_error: ``"raise"`` or ``"skip"`` for an Analyze ``.img`` without its ``.hdr``, a path that does not
+            match ``subject_pattern`` or a folder that cannot be listed.
 
     Returns:
         items ``{"image", "subject", "session", "dataset": "nifti"}`` sorted by path; empty when no file matches.
@@ -321,11 +376,12 @@ def discover_nifti_folder(
         raise ValueError(f"`subject_pattern` needs a named group (?P<subject>...), got {subject_pattern!r}.")
     root = _check_dir(dataset_dir)
     policy = BadInputPolicy(on_error, stage="NIfTI folder discovery")
+    unreadable: list[OSError] = []
     paths = sorted(
-        p
-        for p in root.rglob("*")
-        if p.name.endswith((".nii", ".nii.gz", ".hdr", ".img")) and p.is_file() and _visible(p, root)
+        p for p in _walk_files(root, unreadable.append) if p.name.endswith((".nii", ".nii.gz", ".hdr", ".img"))
     )
+    for error in unreadable:
+        policy.handle(_unreadable_folder(error), error.filename)
     headers = {_volume_stem(str(p)) for p in paths if p.name.endswith(".hdr")}
     items = []
     for path in paths:
@@ -343,7 +399,7 @@ def discover_nifti_folder(
             subject = match.group("subject")
             session = f"{subject}_{match.group('session')}" if "session" in regex.groupindex else stem
         items.append({"image": str(path), "subject": subject, "session": session, "dataset": "nifti"})
-    policy.summarise(len(paths))
+    policy.summarise(len(paths) + len(unreadable))
     return items
 
 
@@ -479,7 +535,7 @@ def _layout_present(layout: str, root: Path) -> bool:
     if layout == "oasis1":
         return bool(_find_dirs(root, _OASIS1_SESSION))
     if layout == "oasis3":
-        return any(_BIDS_FILE.match(p.name) and _visible(p, root) for p in root.rglob("sub-*.nii*"))
+        return any(_BIDS_FILE.match(p.name) for p in _walk_files(root))
     return True
 
 
@@ -547,7 +603,7 @@ def discover_dataset(
         finders = {
             "png": lambda: discover_png_slices(root),
             "oasis1": lambda: discover_oasis1(root, oasis1_image, on_error=on_error),
-            "oasis3": lambda: discover_oasis3(root, modalities),
+            "oasis3": lambda: discover_oasis3(root, modalities, on_error=on_error),
             "nifti": lambda: discover_nifti_folder(root, subject_pattern, on_error=on_error),
         }
         # "auto" takes the first layout whose folder structure is present, even if nothing in it matches the

@@ -44,7 +44,10 @@ def _bad_files(tmp_path, build) -> dict[str, tuple]:
     truncated_gz.write_bytes(packed.read_bytes()[: len(packed.read_bytes()) // 2])
     cases["truncated nii.gz"] = (
         truncated_gz,
-        r"truncated.nii.gz: could not be read or processed \(.*\); the file may be corrupt or truncated",
+        (
+            r"truncated.nii.gz: truncated: the compressed data ends before its end-of-stream marker \(EOFError: .*\); "
+            r"was it cut short\?"
+        ),
     )
 
     short_img = build.write_analyze(tmp_path / "short.hdr", volume)

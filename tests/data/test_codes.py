@@ -17,8 +17,13 @@ def slices(count: int = 10):
     generator = torch.Generator().manual_seed(0)
     return Dataset(
         [
-            {"image": torch.rand(1, 32, 32, generator=generator), "subject": f"s{i % 3}", "source": f"v{i % 3}.nii",
-             "slice_index": i, "slice_position": i / (count - 1)}
+            {
+                "image": torch.rand(1, 32, 32, generator=generator),
+                "subject": f"s{i % 3}",
+                "source": f"v{i % 3}.nii",
+                "slice_index": i,
+                "slice_position": i / (count - 1),
+            }
             for i in range(count)
         ]
     )

@@ -134,7 +134,10 @@ def test_prepare_split_creates_the_split_once_and_then_reads_it_back(oasis1_tree
     first = prepare_split(root, "oasis1", split_file, fractions=(0.34, 0.33, 0.33), seed=1)
     assert split_file.is_file()
     assert sorted(item["session"] for part in first.values() for item in part) == [
-        "OAS1_0001_MR1", "OAS1_0002_MR1", "OAS1_0002_MR2", "OAS1_0042_MR1"
+        "OAS1_0001_MR1",
+        "OAS1_0002_MR1",
+        "OAS1_0002_MR2",
+        "OAS1_0042_MR1",
     ]
     check_no_subject_overlap(first)
     # later stages read the file: a different seed, or the data gone, changes nothing
