@@ -127,7 +127,8 @@ def main() -> None:
     summary = json.loads((Path(args.output_dir) / "demo_summary.json").read_text())
     for level, prior in summary.get("priors", {}).items():
         print(f"{level} prior: {prior['nll_bits']:.3f} bits per code on held-out codes, top-1 accuracy {prior['accuracy']:.3f}")
-    print(f"\nOutputs in {Path(args.output_dir).resolve()}: models/, evaluation/, inference/, samples/, validation*/, logs/")
+    folders = ", ".join(sorted(f"{p.name}/" for p in Path(args.output_dir).iterdir() if p.is_dir()))
+    print(f"\nOutputs in {Path(args.output_dir).resolve()}: {folders}")
 
 
 if __name__ == "__main__":
