@@ -19,7 +19,6 @@ other (measured: 10× slower with 2 threads than with 1 on a loaded 2-core machi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 
 from monai_vqvae2.inferers.sampler import HierarchicalSampler, _choose
+from monai_vqvae2.io import atomic_write_json
 from monai_vqvae2.networks import PixelCNNPrior
 
 
@@ -156,10 +156,7 @@ def main() -> None:
         "naive_is_extrapolated_from_positions": args.naive_positions,
         "rows": rows,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.output.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(report, indent=2))
-    os.replace(temporary, args.output)
+    atomic_write_json(args.output, report)
     print(f"wrote {args.output}")
 
 

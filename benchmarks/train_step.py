@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from monai_vqvae2.io import atomic_write_json
+
 
 def build(model: str) -> torch.nn.Module:
     if model == "monai_vqvae2.VQVAE2":
@@ -122,10 +124,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "rows": rows,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.output.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(report, indent=2))
-    os.replace(temporary, args.output)
+    atomic_write_json(args.output, report)
     print(f"wrote {args.output}")
 
 
