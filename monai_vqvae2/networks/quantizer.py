@@ -221,10 +221,11 @@ class RestartEMAQuantizer(EMAQuantizer):
                 .view(inputs.shape[0], *inputs.shape[2:], self.embedding_dim)
                 .permute(self.quantization_permutation)
             )
+            counts = torch.bincount(indices, minlength=self.num_embeddings).to(flat.dtype)
             if not torch.jit.is_tracing():
-                self.usage_counts += torch.bincount(indices, minlength=self.num_embeddings).to(self.usage_counts)
+                self.usage_counts += counts
             if update:
-                self._ema_update(flat, indices, squared_distance)
+                self._ema_update(flat, indices, squared_distance, counts)
             loss = self.commitment_cost * torch.nn.functional.mse_loss(inputs, quantized.detach())
             quantized = inputs + (quantized - inputs).detach()
         return quantized, loss, indices.view(inputs.shape[0], *inputs.shape[2:])
@@ -247,8 +248,10 @@ class RestartEMAQuantizer(EMAQuantizer):
         self.initialized.fill_(True)
 
     @torch.no_grad()
-    def _ema_update(self, flat: torch.Tensor, indices: torch.Tensor, squared_distance: torch.Tensor) -> None:
-        encodings_sum = torch.bincount(indices, minlength=self.num_embeddings).to(flat.dtype)
+    def _ema_update(
+        self, flat: torch.Tensor, indices: torch.Tensor, squared_distance: torch.Tensor, counts: torch.Tensor
+    ) -> None:
+        encodings_sum = counts.clone()  # all-reduced in place below; the local counts stay for usage statistics
         dw = torch.zeros_like(self.ema_w).index_add_(0, indices, flat)
         if self.ddp_sync:
             self.distributed_synchronization(encodings_sum, dw)
