@@ -126,7 +126,9 @@ def main() -> None:
             )
     summary = json.loads((Path(args.output_dir) / "demo_summary.json").read_text())
     for level, prior in summary.get("priors", {}).items():
-        print(f"{level} prior: {prior['nll_bits']:.3f} bits per code on held-out codes, top-1 accuracy {prior['accuracy']:.3f}")
+        print(
+            f"{level} prior: {prior['nll_bits']:.3f} bits per code on held-out codes, top-1 accuracy {prior['accuracy']:.3f}"
+        )
     folders = ", ".join(sorted(f"{p.name}/" for p in Path(args.output_dir).iterdir() if p.is_dir()))
     print(f"\nOutputs in {Path(args.output_dir).resolve()}: {folders}")
 

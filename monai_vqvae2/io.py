@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["atomic_write", "atomic_write_json", "atomic_torch_save", "remove_stale_temporaries"]
+__all__ = ["atomic_torch_save", "atomic_write", "atomic_write_json", "remove_stale_temporaries"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], Any]) -> Path:

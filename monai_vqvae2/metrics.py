@@ -22,16 +22,16 @@ from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
 __all__ = [
-    "MaskedSSIMMetric",
-    "MaskedPSNRMetric",
-    "ReferencePrediction",
-    "reconstruction_pair",
-    "ms_ssim_weights",
-    "ssim_metric_handler",
-    "evaluation_metric_handlers",
-    "CodeNLLMetric",
     "CodeAccuracyMetric",
+    "CodeNLLMetric",
+    "MaskedPSNRMetric",
+    "MaskedSSIMMetric",
+    "ReferencePrediction",
+    "evaluation_metric_handlers",
+    "ms_ssim_weights",
     "prior_metric_handlers",
+    "reconstruction_pair",
+    "ssim_metric_handler",
 ]
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003

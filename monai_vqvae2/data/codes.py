@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from monai_vqvae2.io import atomic_write
 
-__all__ = ["extract_codes", "CodeDataset", "file_digest"]
+__all__ = ["CodeDataset", "extract_codes", "file_digest"]
 
 _FORMAT = 1
 

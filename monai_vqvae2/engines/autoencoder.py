@@ -15,11 +15,11 @@ from torch.utils.data import DataLoader
 from monai_vqvae2.losses import ReconstructionLoss
 
 __all__ = [
-    "ReconstructionBatch",
-    "VQVAE2Trainer",
-    "VQVAE2Evaluator",
     "QUANTIZATION_LOSS",
     "RECONSTRUCTION_LOSS",
+    "ReconstructionBatch",
+    "VQVAE2Evaluator",
+    "VQVAE2Trainer",
     "loss_terms",
     "unpack_network_output",
 ]

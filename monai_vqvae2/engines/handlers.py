@@ -19,10 +19,10 @@ from monai_vqvae2.io import atomic_write, atomic_write_json
 from monai_vqvae2.networks import VQVAE2
 
 __all__ = [
-    "NonFiniteLossHandler",
     "CodebookUsageHandler",
-    "ReconstructionFigureHandler",
     "MetricsJSONWriter",
+    "NonFiniteLossHandler",
+    "ReconstructionFigureHandler",
     "level_names",
     "unwrap",
 ]

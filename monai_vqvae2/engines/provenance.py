@@ -11,7 +11,7 @@ from typing import Any
 
 from monai_vqvae2.io import atomic_write_json
 
-__all__ = ["record_run", "package_versions"]
+__all__ = ["package_versions", "record_run"]
 
 PACKAGES = ("monai-vqvae2", "torch", "monai", "pytorch-ignite", "nibabel", "nilearn", "numpy")
 

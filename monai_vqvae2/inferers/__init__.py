@@ -1,7 +1,9 @@
-"""Inferers: slice-wise volume reconstruction, hierarchical sampling from the priors, and writing samples."""
+"""Inferers: slice-wise volume reconstruction, hierarchical sampling from the priors, writing samples and banks of
+synthetic slices."""
 
 from __future__ import annotations
 
+from monai_vqvae2.inferers.bank import generate_bank, model_digest
 from monai_vqvae2.inferers.preview import SaveAxialPreviewd
 from monai_vqvae2.inferers.sampler import HierarchicalSampler, SampleOutput
 from monai_vqvae2.inferers.slices import AxialSliceInferer
@@ -18,7 +20,9 @@ __all__ = [
     "HierarchicalSampler",
     "SampleOutput",
     "SaveAxialPreviewd",
+    "generate_bank",
     "load_sampler",
+    "model_digest",
     "prior_checkpoints",
     "sample_to_folder",
     "slice_affine",

@@ -18,7 +18,7 @@ from monai_vqvae2.data.codes import file_digest
 from monai_vqvae2.engines.provenance import package_versions
 from monai_vqvae2.io import atomic_write, atomic_write_json
 
-__all__ = ["write_samples", "slice_affine", "load_sampler", "sample_to_folder", "prior_checkpoints"]
+__all__ = ["load_sampler", "prior_checkpoints", "sample_to_folder", "slice_affine", "write_samples"]
 
 
 def slice_affine(height: int, width: int, spacing: float = 1.0, position_mm: float = 0.0) -> np.ndarray:
@@ -37,6 +37,31 @@ def _grid(images: np.ndarray, columns: int) -> np.ndarray:
         row, column = divmod(index, columns)
         grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
     return grid
+
+
+def _pictures(images: torch.Tensor) -> np.ndarray:
+    """``(B, 1, H, W)`` images to float32 ``(B, H, W)`` pictures clamped to [0, 1], on the CPU."""
+    return images[:, 0].detach().float().cpu().clamp(0, 1).numpy()
+
+
+def _nifti_slice_bytes(picture: np.ndarray, spacing: float = 1.0) -> bytes:
+    """A picture ``(H, W)`` in display order (anterior up) as gzipped NIfTI bytes, ``(X, Y, 1)`` in RAS with
+    :func:`slice_affine`. The gzip header carries no time stamp, so equal pictures give byte-identical files."""
+    volume = np.rot90(picture, k=-1)[:, :, None].astype(np.float32)  # display order back to (X=R, Y=A)
+    image = nib.Nifti1Image(volume, slice_affine(*picture.shape, spacing=spacing))
+    return gzip.compress(image.to_bytes(), mtime=0)
+
+
+def _write_grid_png(path: Path, pictures: np.ndarray) -> Path:
+    """Pictures ``(B, H, W)`` in [0, 1] side by side in a near-square 8-bit grid, written atomically."""
+    columns = max(1, math.ceil(math.sqrt(len(pictures))))
+    grid = (_grid(pictures, columns) * 255).round().astype(np.uint8)
+    return atomic_write(path, lambda temporary: Image.fromarray(grid).save(temporary, "PNG"))
+
+
+def _checkpoint_records(checkpoints: Sequence[str | os.PathLike]) -> list[dict[str, str]]:
+    """``{"path", "sha256"}`` of each checkpoint file, for manifests."""
+    return [{"path": str(path), "sha256": file_digest(path)} for path in checkpoints]
 
 
 def write_samples(
@@ -66,24 +91,20 @@ def write_samples(
         the manifest path.
     """
     output_dir = Path(output_dir)
-    pictures = images[:, 0].detach().float().cpu().clamp(0, 1).numpy()
+    pictures = _pictures(images)
     entries = []
     for index, picture in enumerate(pictures):
         name = f"{prefix}_{index:04d}.nii.gz"
-        volume = np.rot90(picture, k=-1)[:, :, None].astype(np.float32)  # display order back to (X=R, Y=A)
-        image = nib.Nifti1Image(volume, slice_affine(*picture.shape, spacing=spacing))
-        payload = gzip.compress(image.to_bytes())
+        payload = _nifti_slice_bytes(picture, spacing=spacing)
         atomic_write(output_dir / name, lambda temporary, payload=payload: temporary.write_bytes(payload))
         entry: dict[str, Any] = {"file": name}
         if slice_positions is not None:
             entry["slice_position"] = float(slice_positions[index])
         entries.append(entry)
-    columns = max(1, math.ceil(math.sqrt(len(pictures))))
-    grid = (_grid(pictures, columns) * 255).round().astype(np.uint8)
-    atomic_write(output_dir / f"{prefix}_grid.png", lambda temporary: Image.fromarray(grid).save(temporary, "PNG"))
+    _write_grid_png(output_dir / f"{prefix}_grid.png", pictures)
     manifest = {
         "settings": settings,
-        "checkpoints": [{"path": str(path), "sha256": file_digest(path)} for path in checkpoints],
+        "checkpoints": _checkpoint_records(checkpoints),
         "versions": package_versions(),
         "grid": f"{prefix}_grid.png",
         "samples": entries,
@@ -161,12 +182,22 @@ def sample_to_folder(
         the manifest path.
     """
     output = sampler.sample(
-        num_samples, temperature=temperature, top_k=top_k, scalars=slice_position, seed=seed, method=method,
+        num_samples,
+        temperature=temperature,
+        top_k=top_k,
+        scalars=slice_position,
+        seed=seed,
+        method=method,
         batch_size=batch_size,
     )
     settings = {
-        "num_samples": num_samples, "slice_position": slice_position, "temperature": temperature, "top_k": top_k,
-        "seed": seed, "method": method, "spatial_shape": list(sampler.spatial_shape),
+        "num_samples": num_samples,
+        "slice_position": slice_position,
+        "temperature": temperature,
+        "top_k": top_k,
+        "seed": seed,
+        "method": method,
+        "spatial_shape": list(sampler.spatial_shape),
     }
     positions = None if slice_position is None else [slice_position] * num_samples
     return write_samples(output.images, output_dir, settings, checkpoints=checkpoints, slice_positions=positions)

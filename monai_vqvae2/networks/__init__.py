@@ -10,11 +10,11 @@ from monai_vqvae2.networks.wrappers import VQVAE2Reconstructor
 
 __all__ = [
     "VQVAE2",
+    "PixelCNNIncrementalState",
+    "PixelCNNPrior",
+    "RestartEMAQuantizer",
     "VQVAE2Encoding",
     "VQVAE2Reconstructor",
-    "RestartEMAQuantizer",
     "kmeans",
-    "PixelCNNPrior",
-    "PixelCNNIncrementalState",
     "prior_for_level",
 ]

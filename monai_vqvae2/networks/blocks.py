@@ -8,7 +8,7 @@ import torch
 from monai.networks.layers import Act, Conv, get_act_layer
 from torch import nn
 
-__all__ = ["ResidualStack", "DownsampleEncoder", "UpsampleDecoder", "num_halvings"]
+__all__ = ["DownsampleEncoder", "ResidualStack", "UpsampleDecoder", "num_halvings"]
 
 
 def num_halvings(factor: int, name: str = "downsample factor") -> int:

@@ -374,9 +374,10 @@ class PixelCNNPrior(nn.Module):
         if not isinstance(indices, torch.Tensor) or indices.ndim != 3:
             shape = tuple(indices.shape) if isinstance(indices, torch.Tensor) else type(indices).__name__
             raise ValueError(f"`indices` must be a code map of shape (B, H, W), got {shape}.")
-        self._check_index_range(indices, self.num_embeddings, "indices")
         batch_size, *spatial_shape = indices.shape
-        self.check_conditions(batch_size, spatial_shape, condition, labels, scalars)
+        if not torch.compiler.is_compiling():  # value checks read tensors back, which would split a compiled graph
+            self._check_index_range(indices, self.num_embeddings, "indices")
+            self.check_conditions(batch_size, spatial_shape, condition, labels, scalars)
         spatial, global_ = self.condition_features(spatial_shape, condition, labels, scalars)
         embedded = self.embedding(indices.long()).permute(0, 3, 1, 2)
         vertical, horizontal = embedded, embedded

@@ -1,0 +1,700 @@
+"""Synthetic slices for augmentation: generated on the fly by a
+:class:`~monai_vqvae2.inferers.HierarchicalSampler` or read from a bank folder written by
+:func:`~monai_vqvae2.inferers.generate_bank`, and mixed with real slices at a chosen ratio.
+
+Synthetic items carry the keys of real slice items (see :class:`~monai_vqvae2.data.SliceDataset`) plus
+``"synthetic": True``, so that the two mix in one ``DataLoader`` batch::
+
+    real = make_slice_dataset(split["train"], image_size=256)
+    synthetic = SyntheticSliceDataset(sampler, 1000, real_positions=slice_positions_of(real), seed=1)
+    mixed = MixedSliceDataset(real, synthetic, synthetic_fraction=0.3, seed=0)
+    loader = DataLoader(mixed, batch_size=16, shuffle=True, num_workers=2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import operator
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.transforms import apply_transform
+
+if TYPE_CHECKING:
+    from monai_vqvae2.inferers.sampler import HierarchicalSampler
+
+__all__ = [
+    "MIXED_KEYS",
+    "MixedSliceDataset",
+    "SyntheticSliceDataset",
+    "load_bank_manifest",
+    "slice_positions_of",
+    "training_slice_positions",
+]
+
+MIXED_KEYS = ("image", "subject", "session", "source", "slice_index", "slice_position", "synthetic")
+"""Keys :class:`MixedSliceDataset` keeps by default: those real and synthetic slice items both have."""
+
+SYNTHETIC_SUBJECT = "synthetic"
+GENERATED_SOURCE = "generated"
+BANK_FORMAT = 1
+BANK_MANIFEST = "manifest.json"
+BANK_TABLE = "manifest.csv"
+_SAMPLER_STREAM, _POSITION_STREAM = 0, 1
+_GENERATION_DEFAULTS: dict[str, Any] = {
+    "slice_positions": None,
+    "real_positions": None,
+    "labels": None,
+    "seed": 0,
+    "temperature": 1.0,
+    "top_k": None,
+    "method": "fast",
+    "batch_size": 16,
+}
+
+
+def bank_file_name(index: int) -> str:
+    """File name of sample ``index`` of a bank."""
+    return f"synthetic_{index:06d}.nii.gz"
+
+
+def bank_grid_name(chunk: int) -> str:
+    """File name of the PNG grid of chunk ``chunk`` of a bank."""
+    return f"grid_{chunk:04d}.png"
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_count(value: Any, name: str) -> int:
+    if not _is_count(value):
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return value
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}.")
+    return int(seed)
+
+
+def _check_sampling(temperature: Any, top_k: Any, method: Any) -> None:
+    """The sampler's own checks, made up front (before the first item or chunk is generated)."""
+    from monai_vqvae2.inferers.sampler import SAMPLING_METHODS
+
+    if isinstance(temperature, bool) or not (
+        isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0
+    ):
+        raise ValueError(f"`temperature` must be a positive finite number, got {temperature!r}.")
+    if top_k is not None and not _is_count(top_k):
+        raise ValueError(f"`top_k` must be None or a positive integer, got {top_k!r}.")
+    if method not in SAMPLING_METHODS:
+        raise ValueError(f"`method` must be one of {SAMPLING_METHODS}, got {method!r}.")
+
+
+def _check_sampler(sampler: Any, name: str = "sampler") -> None:
+    from monai_vqvae2.inferers.sampler import HierarchicalSampler
+
+    if not isinstance(sampler, HierarchicalSampler):
+        raise TypeError(f"`{name}` must be a HierarchicalSampler, got {type(sampler).__name__}.")
+
+
+def _global_conditions(sampler: HierarchicalSampler) -> tuple[int, int]:
+    """``(num_scalars, num_classes)`` the sampler's priors were built with."""
+    return max(p.num_scalars for p in sampler.priors), max(p.num_classes for p in sampler.priors)
+
+
+def _batch_seed(seed: int, batch: int) -> int:
+    """Sampler seed of batch (or bank chunk) ``batch``: a 32-bit value derived from ``seed`` and ``batch`` only."""
+    return int(np.random.SeedSequence([seed, batch, _SAMPLER_STREAM]).generate_state(1)[0])
+
+
+def _batch_count(num_samples: int, batch_size: int, batch: int) -> int:
+    return min(batch_size, num_samples - batch * batch_size)
+
+
+def _position_array(values: Any, name: str, scalar: bool = False) -> np.ndarray:
+    """Normalised positions as float64 ``(N,)`` (``(1,)`` for one ``scalar``), each finite and in [0, 1]."""
+    scalars = values if isinstance(values, (list, tuple)) else [values]
+    if any(isinstance(value, (bool, str, bytes)) for value in scalars):
+        raise TypeError(f"`{name}` must be a float or a sequence of floats, got {values!r}.")
+    try:
+        array = torch.as_tensor(values, dtype=torch.float64).cpu().numpy()
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"`{name}` must be a float or a sequence of floats, got {values!r}.") from error
+    if scalar:
+        array = array.reshape(1)
+    if array.ndim != 1 or not array.size:
+        raise ValueError(f"`{name}` must be a non-empty 1-D sequence of floats, got shape {array.shape}.")
+    bad = ~(np.isfinite(array) & (array >= 0) & (array <= 1))
+    if bad.any():
+        index = int(np.flatnonzero(bad)[0])
+        where = f" at index {index}" if array.size > 1 else ""
+        raise ValueError(f"`{name}` holds normalised positions in [0, 1], got {float(array[index])}{where}.")
+    return array
+
+
+def _resolve_positions(
+    num_scalars: int,
+    num_samples: int,
+    batch_size: int,
+    seed: int,
+    slice_positions: float | Sequence[float] | None,
+    real_positions: Sequence[float] | None,
+) -> np.ndarray | None:
+    """One normalised slice position per sample ``(num_samples,)`` float64, or ``None`` for unconditioned priors.
+
+    Positions drawn from ``real_positions`` (sorted first, so only their distribution matters) use one generator per
+    batch, seeded by ``seed`` and the batch number, so that a batch's positions do not depend on the other batches.
+    """
+    given = "slice_positions" if slice_positions is not None else "real_positions" if real_positions is not None else ""
+    if slice_positions is not None and real_positions is not None:
+        raise ValueError("Pass either `slice_positions` or `real_positions` (a distribution to draw from), not both.")
+    if num_scalars == 0:
+        if given:
+            raise ValueError(
+                f"`{given}` was given but the sampler's priors are not conditioned on the slice position "
+                "(they were built with `num_scalars=0`)."
+            )
+        return None
+    if num_scalars != 1:
+        raise ValueError(
+            f"The sampler's priors take {num_scalars} scalar conditions; synthetic slices set only one, the "
+            "normalised slice position (`num_scalars=1`)."
+        )
+    if not given:
+        raise ValueError(
+            "The sampler's priors are conditioned on the slice position (`num_scalars=1`): pass `slice_positions` "
+            "(one float, or one per sample) or `real_positions` (e.g. `slice_positions_of(real_dataset)`)."
+        )
+    if slice_positions is not None:
+        if np.ndim(slice_positions) == 0:
+            return _position_array(slice_positions, "slice_positions", scalar=True).repeat(num_samples)
+        positions = _position_array(slice_positions, "slice_positions")
+        if len(positions) != num_samples:
+            raise ValueError(
+                f"`slice_positions` needs one float or {num_samples} values (one per sample), got {len(positions)}."
+            )
+        return positions
+    pool = np.sort(_position_array(real_positions, "real_positions"))
+    draws = []
+    for batch in range(math.ceil(num_samples / batch_size)):
+        generator = np.random.default_rng(np.random.SeedSequence([seed, batch, _POSITION_STREAM]))
+        draws.append(generator.choice(pool, size=_batch_count(num_samples, batch_size, batch), replace=True))
+    return np.concatenate(draws)
+
+
+def _position_spec(slice_positions: Any, real_positions: Any) -> dict[str, Any]:
+    """How positions were chosen, for a bank's settings (per-sample values live in the per-sample entries)."""
+    if real_positions is not None:
+        pool = np.sort(_position_array(real_positions, "real_positions")).astype("<f8")
+        return {"mode": "real", "count": int(pool.size), "sha256": hashlib.sha256(pool.tobytes()).hexdigest()}
+    if slice_positions is None:
+        return {"mode": "none"}
+    if np.ndim(slice_positions) == 0:
+        return {"mode": "fixed", "value": float(slice_positions)}
+    return {"mode": "per_sample"}
+
+
+def _resolve_labels(num_classes: int, num_samples: int, labels: int | Sequence[int] | None) -> np.ndarray | None:
+    """One class label per sample ``(num_samples,)`` int64, or ``None`` for priors without classes."""
+    if num_classes == 0:
+        if labels is not None:
+            raise ValueError("`labels` was given but the sampler's priors were built with `num_classes=0`.")
+        return None
+    if labels is None:
+        raise ValueError(f"The sampler's priors were built with `num_classes={num_classes}`: pass `labels`.")
+    if isinstance(labels, bool):
+        raise TypeError(f"`labels` must be an int or one int per sample, got {labels!r}.")
+    array = torch.as_tensor(labels).cpu().numpy()
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"`labels` must be an int or one int per sample, got {labels!r}.")
+    array = np.broadcast_to(array, (num_samples,)).astype(np.int64) if array.ndim == 0 else array.astype(np.int64)
+    if array.shape != (num_samples,):
+        raise ValueError(f"`labels` needs one int or {num_samples} values (one per sample), got {array.shape[0]}.")
+    if array.min() < 0 or array.max() >= num_classes:
+        raise ValueError(f"`labels` must lie in [0, {num_classes - 1}], got values in [{array.min()}, {array.max()}].")
+    return array
+
+
+def _label_spec(labels: Any) -> dict[str, Any]:
+    if labels is None:
+        return {"mode": "none"}
+    if np.ndim(labels) == 0:
+        return {"mode": "fixed", "value": int(labels)}
+    return {"mode": "per_sample"}
+
+
+def _read_slice_nifti(path: Path) -> torch.Tensor:
+    """A slice written by the sample writers (``(X, Y, 1)`` in RAS) back in display order: ``(1, H, W)`` float32."""
+    volume = np.asanyarray(nib.load(str(path)).dataobj, dtype=np.float32)
+    if volume.ndim != 3 or volume.shape[2] != 1:
+        raise ValueError(f"bank file {str(path)!r} must hold one slice of shape (X, Y, 1), got {volume.shape}.")
+    picture = np.ascontiguousarray(np.rot90(volume[:, :, 0], k=1))  # (X=R, Y=A) back to display order
+    return torch.from_numpy(picture)[None]
+
+
+def load_bank_manifest(bank_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read the ``manifest.json`` of a bank written by :func:`~monai_vqvae2.inferers.generate_bank`.
+
+    Args:
+        bank_dir: the bank folder.
+
+    Returns:
+        the manifest: ``settings``, ``checkpoints``, ``versions``, ``num_samples`` (requested), ``complete``,
+        ``chunks`` and ``samples`` (one entry per file, in order).
+
+    Raises:
+        FileNotFoundError: the folder has no manifest.
+        ValueError: the manifest is not valid JSON or not a bank manifest of this format.
+    """
+    path = Path(bank_dir) / BANK_MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no bank manifest {str(path)!r}; write a bank with monai_vqvae2.inferers.generate_bank."
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"bank manifest {str(path)!r} is not valid JSON: {error}.") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != BANK_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ValueError(f"{str(path)!r} is not a bank manifest of format {BANK_FORMAT} (found format {found!r}).")
+    for key in ("settings", "chunks", "samples"):
+        if key not in manifest:
+            raise ValueError(f"bank manifest {str(path)!r} has no {key!r} entry.")
+    return manifest
+
+
+def slice_positions_of(source: Any) -> np.ndarray:
+    """Normalised slice positions (0 = inferior, 1 = superior) of real slices, to draw synthetic positions from.
+
+    Args:
+        source: a code file written by :func:`~monai_vqvae2.data.extract_codes` (path to the ``.npz``; cheap), a
+            :class:`~monai_vqvae2.data.SliceDataset` (read from its descriptors, without decoding pixels), a
+            :class:`~monai_vqvae2.data.CodeDataset`, or any sequence/dataset of dict items with a
+            ``"slice_position"`` key (items marked ``"synthetic": True`` are left out).
+
+    Returns:
+        the finite positions, float64 ``(N,)``, in dataset order.
+
+    Raises:
+        FileNotFoundError: a code file path that does not exist.
+        TypeError: ``source`` is none of the above.
+        ValueError: no finite ``slice_position`` at all.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"code file {str(path)!r} does not exist; run the prior stage's code extraction.")
+        with np.load(path, allow_pickle=False) as stored:
+            if "slice_position" not in stored.files:
+                raise ValueError(f"{str(path)!r} has no 'slice_position' array; expected a file from extract_codes.")
+            values = np.asarray(stored["slice_position"], dtype=np.float64)
+        what = repr(str(path))
+    elif isinstance(getattr(source, "slice_items", None), list):  # SliceDataset: descriptors, no pixels
+        values = np.array([item.get("slice_position", math.nan) for item in source.slice_items], dtype=np.float64)
+        what = type(source).__name__
+    elif isinstance(getattr(source, "slice_position", None), torch.Tensor):  # CodeDataset
+        values = source.slice_position.double().reshape(-1).numpy()
+        what = type(source).__name__
+    else:
+        if isinstance(source, Mapping) or not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
+            raise TypeError(
+                "`source` must be a code file path, a SliceDataset, a CodeDataset or a sequence of slice items, "
+                f"got {type(source).__name__}."
+            )
+        collected = []
+        for index in range(len(source)):
+            item = source[index]
+            if not isinstance(item, Mapping):
+                raise TypeError(f"`source[{index}]` must be a dict item, got {type(item).__name__}.")
+            if item.get("synthetic") is True:
+                continue
+            collected.append(float(item.get("slice_position", math.nan)))
+        values = np.array(collected, dtype=np.float64)
+        what = type(source).__name__
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        raise ValueError(f"no finite 'slice_position' in {what}: real slice items must carry their slice position.")
+    return finite
+
+
+def training_slice_positions(
+    codes_file: str | os.PathLike,
+    split_file: str | os.PathLike | None = None,
+    split: str = "train",
+    **dataset_kwargs: Any,
+) -> np.ndarray:
+    """Slice positions of the real training slices: from the prior stage's code file when it exists (cheap), else
+    from the split file's items through :func:`~monai_vqvae2.data.make_slice_dataset` (decodes every volume once).
+
+    Args:
+        codes_file: ``<output_dir>/codes/train.npz`` as the prior stage writes it.
+        split_file: the run's ``split.json``, used when ``codes_file`` does not exist.
+        split: the split whose slices to use with ``split_file``.
+        dataset_kwargs: preprocessing arguments of :func:`~monai_vqvae2.data.make_slice_dataset` (``image_size``,
+            ``min_brain_fraction``, ...), the same as training used, since they decide which slices are kept.
+
+    Returns:
+        the positions, float64 ``(N,)``.
+
+    Raises:
+        FileNotFoundError: neither file exists.
+        ValueError: ``split`` is not in the split file, or no finite position.
+    """
+    if Path(codes_file).is_file():
+        return slice_positions_of(codes_file)
+    if split_file is None or not Path(split_file).is_file():
+        raise FileNotFoundError(
+            f"neither the code file {str(codes_file)!r} nor the split file {str(split_file)!r} exists; train the "
+            "autoencoder (which writes the split) or the priors (which write the code file) first."
+        )
+    from monai_vqvae2.data.datasets import make_slice_dataset
+    from monai_vqvae2.data.splits import load_split
+
+    splits = load_split(split_file)
+    if split not in splits:
+        raise ValueError(f"`split` must be one of {sorted(splits)}, got {split!r}.")
+    dataset_kwargs.setdefault("cache", None)
+    return slice_positions_of(make_slice_dataset(splits[split], **dataset_kwargs))
+
+
+class SyntheticSliceDataset(torch.utils.data.Dataset):
+    """Synthetic 2D slices as dataset items, generated on the fly by a
+    :class:`~monai_vqvae2.inferers.HierarchicalSampler` or read from a bank folder written by
+    :func:`~monai_vqvae2.inferers.generate_bank`.
+
+    Items have the keys of real slice items (:class:`~monai_vqvae2.data.SliceDataset`): ``"image"`` (float32
+    ``(1, H, W)`` in [0, 1]), ``"subject"`` and ``"session"`` (``"synthetic"``), ``"source"`` (``"generated"``, or
+    the bank file), ``"slice_index"`` (-1), ``"slice_position"`` (float; NaN when the priors are not conditioned on
+    it), plus ``"synthetic"`` (True), ``"index"`` (the item's index), ``"seed"`` (the sampler seed of its batch) and,
+    for priors with classes, ``"label"``. No value is ``None``, so items collate.
+
+    On the fly, items are generated ``batch_size`` at a time; batch ``b`` is sampled with a seed derived from
+    ``seed`` and ``b`` only, and its positions are drawn with their own generator seeded the same way, so item ``i``
+    is the same whatever order items are read in, in any worker process. The last batch is kept, so reading in order
+    generates every batch once; reading in random order (a shuffling ``DataLoader``) generates a whole batch per
+    item: use ``batch_size=1`` or a bank then. With the same ``seed`` and ``batch_size``, item ``i`` equals sample
+    ``i`` of a bank generated with ``chunk_size=batch_size`` and the same settings.
+
+    Args:
+        source: a ``HierarchicalSampler`` (generate on the fly) or a bank folder (read its files).
+        num_samples: number of items; for a bank, ``None`` takes all its samples.
+        slice_positions: normalised slice position (0 = inferior, 1 = superior) of every item, one float or one per
+            item; only for priors conditioned on it (``num_scalars=1``).
+        real_positions: positions of real slices (e.g. :func:`slice_positions_of` of the training set); each item's
+            position is drawn from them, uniformly with replacement. Exclusive with ``slice_positions``.
+        labels: class label of every item (one int or one per item), for priors built with ``num_classes > 0``.
+        seed: seed the batch seeds and positions derive from.
+        temperature: softmax temperature of the priors.
+        top_k: sample among the ``top_k`` most likely codes only.
+        method: ``"fast"`` (cached) or ``"naive"``; both give the same codes.
+        batch_size: items generated together.
+        transform: applied to every item on every access (e.g. MONAI random augmentation).
+
+    Raises:
+        TypeError: ``source`` is neither a sampler nor a folder.
+        ValueError: invalid arguments, positions for unconditioned priors (or none for conditioned ones), or a
+            generation argument given with a bank.
+        FileNotFoundError: a bank folder without manifest.
+
+    Example::
+
+        synthetic = SyntheticSliceDataset(sampler, 256, real_positions=slice_positions_of(train), seed=3)
+        synthetic[0]["image"].shape  # (1, 256, 256)
+        banked = SyntheticSliceDataset("runs/oasis1/bank")  # the slices of a bank written by generate_bank
+    """
+
+    def __init__(
+        self,
+        source: HierarchicalSampler | str | os.PathLike,
+        num_samples: int | None = None,
+        slice_positions: float | Sequence[float] | None = None,
+        real_positions: Sequence[float] | None = None,
+        labels: int | Sequence[int] | None = None,
+        seed: int = 0,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        method: str = "fast",
+        batch_size: int = 16,
+        transform: Callable | None = None,
+    ) -> None:
+        self.transform = transform
+        self.sampler: HierarchicalSampler | None = None
+        self.bank_dir: Path | None = None
+        self.manifest: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+        self._cache: tuple[int, torch.Tensor] | None = None
+        if isinstance(source, (str, os.PathLike)):
+            given = {
+                "slice_positions": slice_positions,
+                "real_positions": real_positions,
+                "labels": labels,
+                "seed": seed,
+                "temperature": temperature,
+                "top_k": top_k,
+                "method": method,
+                "batch_size": batch_size,
+            }
+            for name, value in given.items():
+                default = _GENERATION_DEFAULTS[name]
+                if value is None if default is None else not isinstance(value, bool) and value == default:
+                    continue
+                raise ValueError(
+                    f"`{name}` only applies to slices generated on the fly; the bank {str(source)!r} was "
+                    "generated with the settings in its manifest."
+                )
+            self.bank_dir = Path(source)
+            self.manifest = load_bank_manifest(self.bank_dir)
+            available = len(self.manifest["samples"])
+            if num_samples is not None and not (_is_count(num_samples) and num_samples <= available):
+                raise ValueError(
+                    f"`num_samples` must be None or an integer in [1, {available}] (the bank's samples), "
+                    f"got {num_samples!r}."
+                )
+            self.num_samples = available if num_samples is None else num_samples
+            entries = self.manifest["samples"][: self.num_samples]
+            self.slice_positions = (
+                None
+                if all(entry.get("slice_position") is None for entry in entries)
+                else np.array([entry["slice_position"] for entry in entries], dtype=np.float64)
+            )
+            self.labels = (
+                None
+                if all(entry.get("label") is None for entry in entries)
+                else np.array([entry["label"] for entry in entries], dtype=np.int64)
+            )
+            return
+        if not hasattr(source, "sample"):
+            raise TypeError(
+                f"`source` must be a HierarchicalSampler or a bank folder path, got {type(source).__name__}."
+            )
+        _check_sampler(source, "source")
+        if num_samples is None:
+            raise ValueError("`num_samples` is required when generating on the fly.")
+        self.num_samples = _check_count(num_samples, "num_samples")
+        self.batch_size = _check_count(batch_size, "batch_size")
+        self.seed = _check_seed(seed)
+        _check_sampling(temperature, top_k, method)
+        num_scalars, num_classes = _global_conditions(source)
+        self.slice_positions = _resolve_positions(
+            num_scalars, self.num_samples, self.batch_size, self.seed, slice_positions, real_positions
+        )
+        self.labels = _resolve_labels(num_classes, self.num_samples, labels)
+        self.sampler = source
+        self.temperature = float(temperature)
+        self.top_k = top_k
+        self.method = method
+        self.batch_seeds = [_batch_seed(self.seed, b) for b in range(math.ceil(self.num_samples / self.batch_size))]
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = operator.index(index)
+        if index < 0:
+            index += self.num_samples
+        if not 0 <= index < self.num_samples:
+            raise IndexError(f"index {index} is out of range for {self.num_samples} synthetic slices.")
+        item = self._bank_item(index) if self.bank_dir is not None else self._generated_item(index)
+        return apply_transform(self.transform, item) if self.transform is not None else item
+
+    def _metadata(self, index: int, source: str, seed: int) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "subject": SYNTHETIC_SUBJECT,
+            "session": SYNTHETIC_SUBJECT,
+            "source": source,
+            "slice_index": -1,
+            "slice_position": math.nan if self.slice_positions is None else float(self.slice_positions[index]),
+            "synthetic": True,
+            "index": index,
+            "seed": seed,
+        }
+        if self.labels is not None:
+            item["label"] = int(self.labels[index])
+        return item
+
+    def _generated_item(self, index: int) -> dict[str, Any]:
+        batch, offset = divmod(index, self.batch_size)
+        images = self._batch_images(batch)
+        return {"image": images[offset].clone(), **self._metadata(index, GENERATED_SOURCE, self.batch_seeds[batch])}
+
+    def _batch_images(self, batch: int) -> torch.Tensor:
+        with self._lock:
+            if self._cache is not None and self._cache[0] == batch:
+                return self._cache[1]
+            start = batch * self.batch_size
+            stop = start + _batch_count(self.num_samples, self.batch_size, batch)
+            output = self.sampler.sample(
+                stop - start,
+                temperature=self.temperature,
+                top_k=self.top_k,
+                labels=None if self.labels is None else torch.from_numpy(self.labels[start:stop]),
+                scalars=None
+                if self.slice_positions is None
+                else torch.from_numpy(self.slice_positions[start:stop])[:, None],
+                seed=self.batch_seeds[batch],
+                method=self.method,
+            )
+            images = output.images.detach().float().cpu().clamp(0, 1)
+            self._cache = (batch, images)
+            return images
+
+    def _bank_item(self, index: int) -> dict[str, Any]:
+        entry = self.manifest["samples"][index]
+        path = self.bank_dir / entry["file"]
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"bank file {str(path)!r} is listed in the manifest but missing; run generate_bank again to restore it."
+            )
+        return {"image": _read_slice_nifti(path), **self._metadata(index, str(path), int(entry["chunk_seed"]))}
+
+    def __getstate__(self) -> dict[str, Any]:  # worker processes start without the cached batch and get their own lock
+        state = dict(self.__dict__)
+        state["_cache"] = None
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+class MixedSliceDataset(torch.utils.data.Dataset):
+    """Real and synthetic slices in one dataset, a chosen fraction of the items synthetic.
+
+    Which indices are synthetic is fixed at construction by ``seed``: exactly ``round(length * synthetic_fraction)``
+    of the ``length`` indices, one at a random place in each of that many equal strata of the indices, so that any
+    ``n`` consecutive indices hold ``n * synthetic_fraction`` synthetic ones give or take 2 (a loader without
+    shuffling gets the fraction in every batch). The ``k``-th real index reads ``real[k % len(real)]``
+    and the ``k``-th synthetic index ``synthetic[(k + epoch * num_synthetic) % len(synthetic)]``, so with the default
+    ``length`` every real item appears exactly once per epoch, and :meth:`set_epoch` moves on to the next synthetic
+    items of a large pool (a bank) each epoch without changing which indices are synthetic.
+
+    The plan deliberately does not follow ``set_random_state``: MONAI's ``DataLoader`` calls ``set_random_state`` of
+    a dataset with a different seed in every worker process, which would give each worker its own plan (items seen
+    twice or never, and a fraction that no longer holds). Without it, MONAI seeds the random transforms of ``real``
+    and ``synthetic`` per worker, as it does for any dataset.
+
+    Items are those of ``real`` and ``synthetic`` restricted to ``keys``, with ``"synthetic"`` set (False for real
+    items), so that default collation works: real items carry keys (clinical data, ``"session"``, ...) that synthetic
+    ones lack.
+
+    Args:
+        real: the real slice items (e.g. :func:`~monai_vqvae2.data.make_slice_dataset`).
+        synthetic: the synthetic slice items (e.g. :class:`SyntheticSliceDataset`).
+        synthetic_fraction: fraction of synthetic items, in [0, 1).
+        seed: seed of the plan.
+        length: number of items; ``None`` for ``len(real)`` real items plus
+            ``round(len(real) * synthetic_fraction / (1 - synthetic_fraction))`` synthetic ones.
+        keys: keys kept in every item (each must be in every item; ``"synthetic"`` is added when missing); ``None``
+            keeps every key.
+        transform: applied to every item after mixing (e.g. the same augmentation for real and synthetic slices).
+
+    Attributes:
+        is_synthetic: ``(length,)`` bool, which indices are synthetic.
+        num_synthetic: how many are.
+
+    Raises:
+        ValueError: an empty ``real``, a ``synthetic_fraction`` outside [0, 1), an empty ``synthetic`` with a
+            positive fraction, a bad ``length`` or ``seed``.
+
+    Example::
+
+        mixed = MixedSliceDataset(real, synthetic, synthetic_fraction=0.3, seed=0)
+        loader = monai.data.DataLoader(mixed, batch_size=16, shuffle=True, num_workers=2)
+    """
+
+    def __init__(
+        self,
+        real: Sequence[dict[str, Any]],
+        synthetic: Sequence[dict[str, Any]],
+        synthetic_fraction: float,
+        seed: int = 0,
+        length: int | None = None,
+        keys: Sequence[str] | None = MIXED_KEYS,
+        transform: Callable | None = None,
+    ) -> None:
+        if isinstance(synthetic_fraction, bool) or not isinstance(synthetic_fraction, (int, float)):
+            raise TypeError(f"`synthetic_fraction` must be a number in [0, 1), got {synthetic_fraction!r}.")
+        if not 0 <= synthetic_fraction < 1:
+            raise ValueError(f"`synthetic_fraction` must be in [0, 1), got {synthetic_fraction!r}.")
+        if len(real) == 0:
+            raise ValueError("`real` is empty: mixing needs real slices.")
+        if synthetic_fraction > 0 and len(synthetic) == 0:
+            raise ValueError(f"`synthetic` is empty but `synthetic_fraction` is {synthetic_fraction}.")
+        seed = _check_seed(seed)
+        if length is None:
+            num_synthetic = math.floor(len(real) * synthetic_fraction / (1 - synthetic_fraction) + 0.5)
+            length = len(real) + num_synthetic
+        else:
+            length = _check_count(length, "length")
+            num_synthetic = math.floor(length * synthetic_fraction + 0.5)
+        if keys is not None:
+            if isinstance(keys, str) or not all(isinstance(key, str) for key in keys):
+                raise ValueError(f"`keys` must be None or a sequence of key names, got {keys!r}.")
+            keys = tuple(keys) if "synthetic" in keys else (*keys, "synthetic")
+        self.real = real
+        self.synthetic = synthetic
+        self.synthetic_fraction = float(synthetic_fraction)
+        self.seed = seed
+        self.num_synthetic = num_synthetic
+        self.keys = keys
+        self.transform = transform
+        self.epoch = 0
+        is_synthetic = np.zeros(length, dtype=bool)
+        if num_synthetic:
+            edges = np.arange(num_synthetic + 1) * length // num_synthetic  # strata of at least one index
+            offsets = np.random.default_rng(seed).random(num_synthetic) * np.diff(edges)
+            is_synthetic[edges[:-1] + offsets.astype(np.int64)] = True
+        self.is_synthetic = is_synthetic
+        self._rank = np.where(is_synthetic, np.cumsum(is_synthetic), np.cumsum(~is_synthetic)) - 1
+
+    def __len__(self) -> int:
+        return len(self.is_synthetic)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Read the next ``num_synthetic`` items of ``synthetic`` (cyclically) for epoch ``epoch`` (>= 0)."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"`epoch` must be a non-negative integer, got {epoch!r}.")
+        self.epoch = epoch
+
+    def source_of(self, index: int) -> tuple[bool, int]:
+        """``(synthetic, index in that dataset)`` of item ``index``."""
+        index = operator.index(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} mixed slices.")
+        if self.is_synthetic[index]:
+            return True, int((self._rank[index] + self.epoch * self.num_synthetic) % len(self.synthetic))
+        return False, int(self._rank[index] % len(self.real))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        synthetic, source_index = self.source_of(index)
+        item = (self.synthetic if synthetic else self.real)[source_index]
+        if not isinstance(item, Mapping):
+            kind = "synthetic" if synthetic else "real"
+            raise TypeError(f"{kind} item {source_index} must be a dict, got {type(item).__name__}.")
+        item = dict(item)
+        item["synthetic"] = synthetic
+        if self.keys is not None:
+            missing = [key for key in self.keys if key not in item]
+            if missing:
+                kind = "synthetic" if synthetic else "real"
+                raise ValueError(
+                    f"{kind} item {source_index} has no {missing[0]!r}; pass `keys` that every item has "
+                    f"(it has {sorted(item)})."
+                )
+            item = {key: item[key] for key in self.keys}
+        return apply_transform(self.transform, item) if self.transform is not None else item

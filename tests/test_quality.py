@@ -1,0 +1,311 @@
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from itertools import combinations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from monai_vqvae2.inferers import write_samples
+from monai_vqvae2.networks import VQVAE2, VQVAE2Reconstructor
+from monai_vqvae2.quality import (
+    FEATURE_SPACE,
+    _position_groups,
+    _seeded_pairs,
+    encoder_features,
+    frechet_distance,
+    load_sample_folder,
+    maximum_mean_discrepancy,
+    median_bandwidth,
+    nearest_training_ssim,
+    pairwise_ms_ssim,
+    quality_report,
+)
+
+SIZE = 32
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Many tiny operations: one thread is faster and does not oversubscribe a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_vqvae() -> VQVAE2:
+    torch.manual_seed(0)
+    return VQVAE2(
+        spatial_dims=2,
+        in_channels=1,
+        out_channels=1,
+        channels=8,
+        num_res_channels=4,
+        num_embeddings=16,
+        embedding_dim=4,
+    )
+
+
+def textures(count: int, seed: int) -> torch.Tensor:
+    """Distinct smooth random textures in [0, 1], ``(count, 1, SIZE, SIZE)``."""
+    noise = torch.rand(count, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(seed))
+    smooth = F.avg_pool2d(noise, 3, stride=1, padding=1, count_include_pad=False)
+    low, high = smooth.amin(dim=(1, 2, 3), keepdim=True), smooth.amax(dim=(1, 2, 3), keepdim=True)
+    return (smooth - low) / (high - low)
+
+
+def hadamard_features(mean: list[float], scale: list[float]) -> torch.Tensor:
+    """Four 2D points with exactly the given mean and the diagonal covariance ``diag(scale^2 * 4 / 3)``: the
+    columns of the +-1 design below have zero mean, are orthogonal and have a sum of squares of 4."""
+    design = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]], dtype=torch.float64)
+    return torch.tensor(mean, dtype=torch.float64) + design * torch.tensor(scale, dtype=torch.float64)
+
+
+# ------------------------------------------------------------------------------------------------------- realism
+def test_identical_sets_give_zero_frechet_distance_and_mmd():
+    features = torch.randn(12, 40, generator=torch.Generator().manual_seed(0)).relu()  # fewer rows than features
+    scale = float(torch.cov(features.T.double()).trace())
+    assert frechet_distance(features, features.clone()) <= 1e-6 * scale
+    bandwidth = median_bandwidth(features, features)
+    assert maximum_mean_discrepancy(features, features.clone(), bandwidth) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_shifted_sets_are_further_apart():
+    features = torch.randn(30, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    shift = torch.full((8,), 0.5, dtype=torch.float64)
+    # same covariance: the Fréchet distance is exactly the squared shift of the means
+    assert frechet_distance(features, features + shift) == pytest.approx(float(shift.square().sum()), rel=1e-9)
+    assert frechet_distance(features, features + 2 * shift) > frechet_distance(features, features + shift)
+    bandwidth = median_bandwidth(features, features)
+    near = maximum_mean_discrepancy(features, features + shift, bandwidth)
+    far = maximum_mean_discrepancy(features, features + 2 * shift, bandwidth)
+    assert 0 < near < far
+
+
+def test_frechet_distance_matches_the_closed_form_for_diagonal_gaussians():
+    first = hadamard_features([0.0, 1.0], [1.0, 2.0])
+    second = hadamard_features([3.0, -1.0], [0.5, 3.0])
+    torch.testing.assert_close(torch.cov(first.T), torch.diag(torch.tensor([4 / 3, 16 / 3], dtype=torch.float64)))
+    # |mu_a - mu_b|^2 + sum_i (sigma_a,i - sigma_b,i)^2 for diagonal covariances
+    sigma = math.sqrt(4 / 3)
+    expected = (3**2 + 2**2) + (sigma * (1.0 - 0.5)) ** 2 + (sigma * (2.0 - 3.0)) ** 2
+    assert frechet_distance(first, second) == pytest.approx(expected, rel=1e-12)
+    assert frechet_distance(second, first) == pytest.approx(expected, rel=1e-12)
+
+
+def test_frechet_distance_agrees_with_monai_fid():
+    pytest.importorskip("scipy")
+    from monai.metrics import FIDMetric
+
+    generator = torch.Generator().manual_seed(2)
+    real = torch.randn(40, 10, generator=generator, dtype=torch.float64).relu()
+    fake = torch.randn(50, 10, generator=generator, dtype=torch.float64).relu() + 0.2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MONAI passes SciPy's deprecated `disp` argument
+        reference = float(FIDMetric()(fake, real))
+    assert frechet_distance(real, fake) == pytest.approx(reference, rel=1e-6)
+
+
+def test_mmd_on_known_inputs():
+    first = torch.tensor([[0.0], [1.0]])
+    second = torch.tensor([[0.0], [2.0]])
+    e1, e4 = math.exp(-1 / 2), math.exp(-4 / 2)  # kernel at distances 1 and 2 with bandwidth 1
+    # V-statistic: (2 + 2 e1) / 4 + (2 + 2 e4) / 4 - 2 (1 + e4 + 2 e1) / 4
+    assert maximum_mean_discrepancy(first, second, 1.0) == pytest.approx((1 - e1) / 2, rel=1e-12)
+    # U-statistic: 2 e1 / 2 + 2 e4 / 2 - 2 (1 + e4 + 2 e1) / 4
+    assert maximum_mean_discrepancy(first, second, 1.0, unbiased=True) == pytest.approx((e4 - 1) / 2, rel=1e-12)
+    # pooled points 0, 1, 0, 2: pairwise distances 0, 1, 1, 1, 2, 2 -> median 1
+    assert median_bandwidth(first, second) == 1.0
+    assert median_bandwidth(torch.tensor([[0.0], [1.0]]), torch.tensor([[3.0], [3.0]])) == 2.0
+
+
+def test_feature_set_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r"`features_b` needs at least 2 feature vectors, got 1"):
+        frechet_distance(torch.zeros(3, 2), torch.zeros(1, 2))
+    with pytest.raises(ValueError, match=r"same feature size, got 2 and 3"):
+        maximum_mean_discrepancy(torch.zeros(3, 2), torch.zeros(3, 3), 1.0)
+    with pytest.raises(ValueError, match=r"`bandwidth` must be a positive number, got 0"):
+        maximum_mean_discrepancy(torch.zeros(3, 2), torch.zeros(3, 2), 0)
+
+
+# ------------------------------------------------------------------------------------------------------ features
+def test_encoder_features_pool_each_level_and_do_not_depend_on_batching():
+    vqvae = tiny_vqvae()
+    images = textures(5, seed=0)
+    features = encoder_features(VQVAE2Reconstructor(vqvae), images, batch_size=2)
+    assert features.shape == (5, 16) and features.dtype == torch.float64  # 8 channels per level, 2 levels
+    torch.testing.assert_close(features, encoder_features(vqvae, images, batch_size=64))
+    with torch.no_grad():
+        bottom = vqvae.encoders[1](images)
+        top = vqvae.encoders[0](bottom)
+    torch.testing.assert_close(features[:, :8], top.mean(dim=(2, 3)).double())  # coarsest level first
+    assert vqvae.training  # the mode is restored
+    dataset = [{"image": image} for image in images]
+    torch.testing.assert_close(encoder_features(vqvae, dataset), features)
+    assert "global-average-pooled" in FEATURE_SPACE
+
+
+def test_encoder_features_refuse_bad_images():
+    vqvae = tiny_vqvae()
+    with pytest.raises(ValueError, match=r"`images` must have shape \(N, 1, H, W\).*got \(2, 32, 32\)"):
+        encoder_features(vqvae, torch.rand(2, SIZE, SIZE))
+    with pytest.raises(ValueError, match=r"`images` must hold intensities in \[0, 1\], got values in \[0, 2\]"):
+        encoder_features(vqvae, torch.tensor([0.0, 2.0]).repeat(2, 1, 16, 16))
+    with pytest.raises(ValueError, match=r"not divisible by the total downsampling 8"):
+        encoder_features(vqvae, torch.rand(2, 1, 20, 20))
+
+
+# ----------------------------------------------------------------------------------------------------- diversity
+def test_seeded_pairs_are_distinct_ordered_and_reproducible():
+    assert [tuple(p) for p in _seeded_pairs(7, 21, seed=3)] == list(combinations(range(7), 2))
+    pairs = _seeded_pairs(1000, 2000, seed=0)
+    assert (pairs[:, 0] < pairs[:, 1]).all() and pairs.max() < 1000 and len({tuple(p) for p in pairs}) == 2000
+    np.testing.assert_array_equal(pairs, _seeded_pairs(1000, 2000, seed=0))
+
+
+def test_diversity_of_copies_is_one_and_of_distinct_images_below_one():
+    copies = textures(1, seed=0).repeat(6, 1, 1, 1)
+    torch.testing.assert_close(pairwise_ms_ssim(copies, 15), torch.ones(15, dtype=torch.float64), atol=1e-6, rtol=0)
+    distinct = pairwise_ms_ssim(textures(6, seed=1), 10, seed=4)
+    assert distinct.shape == (10,) and float(distinct.mean()) < 0.9
+    torch.testing.assert_close(distinct, pairwise_ms_ssim(textures(6, seed=1), 10, seed=4, batch_size=3))
+    with pytest.raises(ValueError, match=r"`num_pairs` is 16 but 6 images give only 15 distinct pairs"):
+        pairwise_ms_ssim(copies, 16)
+    with pytest.raises(ValueError, match=r"MS-SSIM needs slices of at least 21 pixels per side.*got \(16, 16\)"):
+        pairwise_ms_ssim(torch.rand(3, 1, 16, 16), 2)
+
+
+# -------------------------------------------------------------------------------------------------- memorisation
+@pytest.mark.parametrize("num_candidates", [1, 16])
+def test_memorisation_finds_exact_copies_and_not_different_images(num_candidates):
+    training = textures(40, seed=2)
+    samples = torch.cat([training[[7, 31]], textures(3, seed=3)])
+    nearest = nearest_training_ssim(samples, training, num_candidates=num_candidates, candidate_size=8, batch_size=3)
+    assert nearest.index[:2].tolist() == [7, 31]
+    torch.testing.assert_close(nearest.ssim[:2], torch.ones(2, dtype=torch.float64), atol=1e-6, rtol=0)
+    assert (nearest.ssim[2:] < 0.95).all()
+
+
+def test_memorisation_refuses_sets_of_different_sizes():
+    with pytest.raises(ValueError, match=r"same size.*`images` \(32, 32\), `training` \(24, 24\)"):
+        nearest_training_ssim(torch.rand(2, 1, SIZE, SIZE), torch.rand(2, 1, 24, 24))
+
+
+# --------------------------------------------------------------------------------------------------------- report
+def test_quality_report_writes_json_markdown_and_figures(tmp_path):
+    vqvae = tiny_vqvae()
+    training = textures(30, seed=4)
+    real = [{"image": image, "slice_position": index / 11} for index, image in enumerate(textures(12, seed=5))]
+    samples = torch.cat([training[[3]], textures(5, seed=6)])
+    positions = [0.25, 0.25, 0.5, 0.5, 0.75, 0.75]
+    report = quality_report(vqvae, real, samples, training, tmp_path / "quality", sample_positions=positions)
+
+    files = sorted(p.name for p in (tmp_path / "quality").iterdir())
+    assert files == ["nearest_neighbours.png", "quality.json", "report.md", "samples_by_position.png"]
+    assert json.loads((tmp_path / "quality" / "quality.json").read_text()) == report
+    assert set(report) >= {"counts", "feature_space", "realism", "diversity", "memorisation", "figures", "seed"}
+    assert report["counts"] == {"samples": 6, "real_test": 12, "training": 30}
+    assert report["feature_space"]["dimension"] == 16
+    realism = report["realism"]
+    assert {"frechet_distance", "mmd2", "mmd2_unbiased", "bandwidth"} <= set(realism)
+    assert realism["frechet_distance"] >= 0 and realism["mmd2"] >= 0
+    assert realism["reference_real_halves"]["num_per_half"] == 6
+    assert report["diversity"]["num_pairs"] == 15 and report["diversity"]["measure"] == "MS-SSIM"
+    assert set(report["diversity"]["samples"]) == {"min", "p5", "p25", "median", "p75", "p95", "max", "mean"}
+    memorisation = report["memorisation"]
+    assert memorisation["num_near_copies"] == 1
+    assert memorisation["near_copies"][0]["sample"] == 0 and memorisation["near_copies"][0]["training_index"] == 3
+    assert memorisation["samples"]["max"] == pytest.approx(1.0, abs=1e-6)
+    assert memorisation["reference_real_test"]["count"] == 6 and len(memorisation["nearest"]) == 6
+    markdown = (tmp_path / "quality" / "report.md").read_text()
+    assert "| Fréchet distance (encoder features) |" in markdown and "| near-copies (SSIM ≥ 0.95) | 1 / 6 |" in markdown
+    assert "(nearest_neighbours.png)" in markdown and "(samples_by_position.png)" in markdown
+
+    again = quality_report(vqvae, real, samples, training, tmp_path / "again", sample_positions=positions)
+    assert again == report  # seeded: the same inputs give the same numbers
+
+
+def test_quality_report_reads_a_samples_folder_and_skips_the_position_figure_without_positions(tmp_path):
+    vqvae = tiny_vqvae()
+    samples = textures(4, seed=7)
+    write_samples(samples, tmp_path / "samples", settings={"seed": 0})
+    report = quality_report(
+        vqvae, textures(6, seed=8), tmp_path / "samples", textures(10, seed=9), tmp_path / "quality", max_pairs=3
+    )
+    assert report["figures"]["by_position"] is None and report["sample_positions"] is None
+    assert report["diversity"]["num_pairs"] == 3 and report["counts"]["samples"] == 4
+    assert not (tmp_path / "quality" / "samples_by_position.png").exists()
+    assert "not drawn" in (tmp_path / "quality" / "report.md").read_text()
+
+
+def test_position_window_keeps_the_real_slices_near_the_sample_positions(tmp_path):
+    vqvae = tiny_vqvae()
+    real = [{"image": image, "slice_position": index / 11} for index, image in enumerate(textures(12, seed=5))]
+    samples, positions = textures(4, seed=6), [0.25, 0.5, 0.5, 0.75]
+    report = quality_report(
+        vqvae, real, samples, textures(8, seed=4), tmp_path, sample_positions=positions, position_window=0.05
+    )
+    # 3/11 is within 0.05 of 0.25, 5/11 and 6/11 of 0.5, 8/11 of 0.75
+    assert report["real_test_selection"] == {"position_window": 0.05, "num_total": 12, "num_selected": 4}
+    assert report["counts"]["real_test"] == 4 and report["diversity"]["num_pairs"] == 6
+    assert "(those within ±0.05 of a sample's slice position, of 12)" in (tmp_path / "report.md").read_text()
+    with pytest.raises(ValueError, match=r"`position_window` 0.001 keeps 0 of 12 real test slices"):
+        quality_report(vqvae, real, samples, samples, tmp_path, sample_positions=positions, position_window=0.001)
+    with pytest.raises(ValueError, match=r"needs slice positions, but the real test slices' are unknown"):
+        quality_report(vqvae, samples, samples, samples, tmp_path, sample_positions=positions, position_window=0.1)
+
+
+def test_position_groups_are_ordered_and_capped():
+    assert _position_groups([0.5, 0.25, 0.5, 0.2501], max_rows=8) == [[1, 3], [0, 2]]
+    groups = _position_groups([i / 19 for i in reversed(range(20))], max_rows=8)
+    assert len(groups) == 8 and [i for group in groups for i in group] == list(reversed(range(20)))
+
+
+def test_quality_report_checks_its_arguments(tmp_path):
+    vqvae = tiny_vqvae()
+    images = textures(4, seed=0)
+    with pytest.raises(ValueError, match=r"`sample_positions` needs one position per sample \(4\), got 2"):
+        quality_report(vqvae, images, images, images, tmp_path, sample_positions=[0.1, 0.2])
+    with pytest.raises(ValueError, match=r"`near_copy_threshold` must be in \(0, 1\], got 1.5"):
+        quality_report(vqvae, images, images, images, tmp_path, near_copy_threshold=1.5)
+    with pytest.raises(ValueError, match=r"`samples` needs at least 2 slices, got 1"):
+        quality_report(vqvae, images, images[:1], images, tmp_path)
+    with pytest.raises(TypeError, match=r"`training\[0\]` must be a dict with an 'image', got Tensor"):
+        quality_report(vqvae, images, images, list(images), tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"No manifest.json in the samples folder"):
+        quality_report(vqvae, images, tmp_path, images, tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------- sample folder
+def test_load_sample_folder_undoes_write_samples(tmp_path):
+    images = textures(3, seed=10)[:, :, :, :24]  # non-square: the rotation must be undone exactly
+    write_samples(images, tmp_path / "with", settings={}, slice_positions=[0.2, 0.5, 0.8])
+    loaded, positions = load_sample_folder(tmp_path / "with")
+    assert loaded.dtype == torch.float32 and torch.equal(loaded, images)
+    assert positions == [0.2, 0.5, 0.8]
+    write_samples(images, tmp_path / "without", settings={})
+    folder = load_sample_folder(tmp_path / "without")
+    assert torch.equal(folder.images, images) and folder.positions is None
+
+
+def test_load_sample_folder_errors_name_the_file(tmp_path):
+    write_samples(textures(2, seed=0), tmp_path, settings={})
+    (tmp_path / "sample_0001.nii.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"sample_0001.nii.gz is listed in .*manifest.json but does not exist"):
+        load_sample_folder(tmp_path)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["samples"] = [{"file": "sample_0000.nii.gz", "slice_position": None}]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert load_sample_folder(tmp_path).positions is None  # null positions are unknown positions
+    manifest["samples"].append({"file": "sample_0000.nii.gz", "slice_position": 0.5})
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=r"manifest.json records a 'slice_position' for some samples only"):
+        load_sample_folder(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"samples": []}))
+    with pytest.raises(ValueError, match=r"manifest.json must list the samples"):
+        load_sample_folder(tmp_path)
