@@ -114,11 +114,12 @@ class _CausalSelfAttention(nn.Module):
         key, value = (
             t.reshape(batch, length + 1, self.num_heads, self.head_dim).transpose(1, 2) for t in key_value.chunk(2, -1)
         )
-        scores = (query @ key.transpose(-1, -2)) * self.scale  # (B, heads, N, N + 1); slot m = 0 is "nothing"
-        slots = torch.arange(length + 1, device=horizontal.device)
-        allowed = slots[None, :] <= torch.arange(length, device=horizontal.device)[:, None]  # slot q + 1 for q < p
-        weights = self.dropout(torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1))
-        attended = (weights @ value).transpose(1, 2).reshape(batch, length, channels)
+        # query p may use key slots 0 ("nothing") .. p, i.e. positions q < p: with N queries and N + 1 keys that is
+        # exactly the top-left-aligned causal mask of the fused kernel (no N x N mask or weights tensor in Python)
+        attended = F.scaled_dot_product_attention(
+            query, key, value, dropout_p=self.dropout.p if self.training else 0.0, is_causal=True, scale=self.scale
+        )
+        attended = attended.transpose(1, 2).reshape(batch, length, channels)
         return horizontal + self.out(attended).transpose(1, 2).reshape(batch, channels, height, width)
 
 

@@ -151,12 +151,18 @@ def test_ckpt_export_gives_a_torchscript_model_that_reproduces_the_reconstructio
 
 
 PRIOR_OVERRIDES = [
-    "--prior_settings#channels", "8",
-    "--prior_settings#num_layers", "2",
-    "--prior_settings#kernel_size", "3",
-    "--prior_settings#num_heads", "2",
-    "--prior_settings#top_attention_every", "1",
-    "--prior_settings#dropout", "0.0",
+    "--prior_settings#channels",
+    "8",
+    "--prior_settings#num_layers",
+    "2",
+    "--prior_settings#kernel_size",
+    "3",
+    "--prior_settings#num_heads",
+    "2",
+    "--prior_settings#top_attention_every",
+    "1",
+    "--prior_settings#dropout",
+    "0.0",
 ]
 
 
@@ -165,7 +171,12 @@ def test_prior_stages_reduce_validation_nll_and_sampling_writes_slices(trained_r
         run_bundle(
             ["common.yaml", "train_prior.yaml"],
             *data_overrides(nifti_dataset, trained_run, *TINY_OVERRIDES, *PRIOR_OVERRIDES),
-            "--prior_level", level, "--prior_max_epochs", "3", "--prior_learning_rate", "0.003",
+            "--prior_level",
+            level,
+            "--prior_max_epochs",
+            "3",
+            "--prior_learning_rate",
+            "0.003",
         )
         folder = trained_run / f"validation_prior_{level}"
         first, last = (json.loads((folder / f"metrics_epoch{e}.json").read_text())["metrics"] for e in (1, 3))
@@ -179,7 +190,10 @@ def test_prior_stages_reduce_validation_nll_and_sampling_writes_slices(trained_r
     run_bundle(
         ["common.yaml", "sample.yaml"],
         *data_overrides(nifti_dataset, trained_run, *TINY_OVERRIDES, *PRIOR_OVERRIDES),
-        "--num_samples", "5", "--slice_position", "0.25",
+        "--num_samples",
+        "5",
+        "--slice_position",
+        "0.25",
     )
     samples = trained_run / "samples"
     manifest = json.loads((samples / "manifest.json").read_text())

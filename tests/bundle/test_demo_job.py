@@ -11,21 +11,42 @@ from monai_vqvae2.demo import STAGES, run_demo
 from tests.bundle.conftest import ROOT, TINY_OVERRIDES
 
 
-def test_demo_job_trains_evaluates_and_reconstructs(nifti_dataset, tmp_path):
+def test_demo_job_runs_every_stage(nifti_dataset, tmp_path):
     overrides = {key.lstrip("-"): value for key, value in zip(TINY_OVERRIDES[::2], TINY_OVERRIDES[1::2])}
     overrides = {key: float(value) if "." in value else int(value) for key, value in overrides.items()}
-    overrides.update({"prior_settings#channels": 8, "prior_settings#num_layers": 2, "prior_settings#kernel_size": 3,
-                      "prior_settings#num_heads": 2, "prior_settings#top_attention_every": 1})
+    overrides.update(
+        {
+            "prior_settings#channels": 8,
+            "prior_settings#num_layers": 2,
+            "prior_settings#kernel_size": 3,
+            "prior_settings#num_heads": 2,
+            "prior_settings#top_attention_every": 1,
+        }
+    )
     output_dir = tmp_path / "demo"
     record = run_demo(
-        output_dir, ROOT / "bundle", dataset_kind="nifti", dataset_dir=str(nifti_dataset), max_epochs=1,
-        stages=STAGES, prior_max_epochs=1, num_samples=2, **overrides,
+        output_dir,
+        ROOT / "bundle",
+        dataset_kind="nifti",
+        dataset_dir=str(nifti_dataset),
+        max_epochs=1,
+        stages=STAGES,
+        prior_max_epochs=1,
+        num_samples=4,
+        **overrides,
     )
     assert record["split"] == "test" and 0 < record["metrics"]["ssim"] <= 1
     summary = json.loads((output_dir / "demo_summary.json").read_text())
-    assert set(summary["timings_s"]) == {"train", "evaluate", "inference", "prior_top", "prior_bottom", "sample"}
+    assert set(summary["timings_s"]) == set(STAGES)
     assert set(summary["priors"]) == {"top", "bottom"} and summary["priors"]["bottom"]["nll_bits"] > 0
-    assert len(list((output_dir / "samples").glob("sample_*.nii.gz"))) == 2
+    assert len(list((output_dir / "samples").glob("sample_*.nii.gz"))) == 4
+    quality = summary["quality"]
+    assert (
+        quality["num_samples"] == 4
+        and quality["frechet_distance"] >= 0
+        and 0 < quality["pairwise_ms_ssim_samples"] <= 1
+    )
+    assert (output_dir / "quality" / "report.md").is_file()
     test_volumes = [item["image"] for item in json.loads((output_dir / "split.json").read_text())["test"]]
     written = sorted((output_dir / "inference").glob("*_recon.nii.gz"))
     assert len(written) == len(test_volumes) >= 1

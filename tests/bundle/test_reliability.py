@@ -17,8 +17,16 @@ TRAIN = ["common.yaml", "train_autoencoder.yaml"]
 
 
 def overrides(dataset, output_dir, *extra):
-    return ["--dataset_dir", str(dataset), "--dataset_kind", "nifti", "--output_dir", str(output_dir), *extra,
-            *TINY_OVERRIDES]
+    return [
+        "--dataset_dir",
+        str(dataset),
+        "--dataset_kind",
+        "nifti",
+        "--output_dir",
+        str(output_dir),
+        *extra,
+        *TINY_OVERRIDES,
+    ]
 
 
 def saved_iteration(path) -> int:
@@ -34,7 +42,10 @@ def test_sigkill_mid_epoch_then_resume_loses_at_most_one_checkpoint_interval(nif
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(
         bundle_command(TRAIN, *overrides(nifti_dataset, output_dir, *settings)),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment, cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environment,
+        cwd=ROOT,
     )
     latest = output_dir / "models" / "latest.pt"
     deadline = time.monotonic() + 300
@@ -75,7 +86,10 @@ def test_a_crafted_checkpoint_that_would_run_code_is_refused(nifti_dataset, tmp_
     torch.save({"network": Payload()}, output_dir / "models" / "latest.pt")
     result = subprocess.run(
         bundle_command(TRAIN, *overrides(nifti_dataset, output_dir, "--max_epochs", "1", "--resume", "true")),
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     assert result.returncode != 0
     assert "Weights only load failed" in result.stderr + result.stdout

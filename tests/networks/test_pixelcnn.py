@@ -177,3 +177,54 @@ def test_invalid_inputs():
         conditioned(indices, **{**good, "scalars": torch.zeros(2)})
     with pytest.raises(ValueError, match="`labels` was given but this prior was built with `num_classes=0`"):
         plain(indices, labels=good["labels"])
+
+
+def test_fused_attention_equals_explicit_masked_softmax():
+    """The fused causal kernel computes the PixelSNAIL attention written out: position p attends to the "nothing"
+    slot and to positions q < p, never to p itself or later."""
+    from monai_vqvae2.networks.pixelcnn import _CausalSelfAttention
+
+    torch.manual_seed(0)
+    attention = _CausalSelfAttention(channels=8, num_heads=2, dropout=0.0).double().eval()
+    torch.nn.init.normal_(attention.null_key_value)
+    horizontal, embedded = torch.randn(3, 8, 4, 5, dtype=torch.float64), torch.randn(3, 8, 4, 5, dtype=torch.float64)
+
+    batch, channels, height, width = horizontal.shape
+    length, heads, head_dim = height * width, attention.num_heads, attention.head_dim
+    stream, codes = horizontal.flatten(2).transpose(1, 2), embedded.flatten(2).transpose(1, 2)
+    query = attention.query(stream).view(batch, length, heads, head_dim).transpose(1, 2)
+    key_value = attention.key_value(torch.cat([stream, codes], dim=-1))
+    key_value = torch.cat([attention.null_key_value.expand(batch, 1, -1), key_value], dim=1)
+    key, value = (t.reshape(batch, length + 1, heads, head_dim).transpose(1, 2) for t in key_value.chunk(2, -1))
+    scores = (query @ key.transpose(-1, -2)) / head_dim**0.5
+    allowed = torch.arange(length + 1)[None, :] <= torch.arange(length)[:, None]  # slot q + 1 holds position q
+    weights = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+    attended = (weights @ value).transpose(1, 2).reshape(batch, length, channels)
+    expected = horizontal + attention.out(attended).transpose(1, 2).reshape(batch, channels, height, width)
+
+    torch.testing.assert_close(attention(horizontal, embedded), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_compiled_prior_gives_the_eager_logits_and_gradients():
+    """``torch.compile`` (the ``prior_compile`` option of train_prior.yaml) is a speed option only."""
+    torch.manual_seed(0)
+    prior = PixelCNNPrior(
+        spatial_dims=2,
+        num_embeddings=16,
+        channels=8,
+        num_layers=3,
+        kernel_size=3,
+        attention_every=2,
+        num_heads=2,
+        condition_num_embeddings=8,
+        num_scalars=1,
+    )
+    indices, condition = torch.randint(16, (2, 8, 8)), torch.randint(8, (2, 4, 4))
+    scalars = torch.rand(2, 1)
+    compiled = torch.compile(prior)
+    eager_logits = prior(indices, condition, scalars=scalars)
+    compiled_logits = compiled(indices, condition, scalars=scalars)
+    torch.testing.assert_close(compiled_logits, eager_logits, rtol=1e-5, atol=1e-5)
+    eager_grad = torch.autograd.grad(F.cross_entropy(eager_logits, indices), prior.embedding.weight)[0]
+    compiled_grad = torch.autograd.grad(F.cross_entropy(compiled_logits, indices), prior.embedding.weight)[0]
+    torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-6)
