@@ -49,28 +49,42 @@ def build(model: str) -> torch.nn.Module:
     raise ValueError(f"Unknown model {model!r}.")
 
 
-def measure(model: str, batch_size: int, steps: int, warmup: int, size: int) -> dict:
+def measure(model: str, batch_size: int, steps: int, warmup: int, size: int, device: str, bf16: bool) -> dict:
     """Time ``steps`` training steps after ``warmup`` steps; runs inside the worker subprocess."""
     torch.manual_seed(0)
-    network = build(model).train()
+    device = torch.device(device)
+    network = build(model).to(device).train()
     optimizer = torch.optim.Adam(network.parameters(), lr=3e-4)
-    images = torch.rand(batch_size, 1, size, size)
+    images = torch.rand(batch_size, 1, size, size, device=device)
     baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     def step() -> None:
-        reconstruction, quantization_loss = network(images)
-        loss = torch.nn.functional.mse_loss(reconstruction, images) + quantization_loss
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            reconstruction, quantization_loss = network(images)
+            loss = torch.nn.functional.mse_loss(reconstruction.float(), images) + quantization_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
+    def synchronise() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     for _ in range(warmup):
         step()
+    synchronise()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    synchronise()
     seconds = (time.perf_counter() - start) / steps
+    memory = {"peak_gpu_memory_mib": torch.cuda.max_memory_allocated() / 2**20} if device.type == "cuda" else {}
     return {
+        "device": str(device),
+        "bf16_autocast": bf16,
+        **memory,
         "model": model,
         "batch_size": batch_size,
         "image_size": size,
@@ -89,11 +103,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--models", nargs="+", default=["monai_vqvae2.VQVAE2", "monai.VQVAE"])
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/train_step.json"))
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (for GPUs)")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "BATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        print(json.dumps(measure(args.worker[0], int(args.worker[1]), args.steps, args.warmup, args.size)))
+        row = measure(args.worker[0], int(args.worker[1]), args.steps, args.warmup, args.size, args.device, args.bf16)
+        print(json.dumps(row))
         return
 
     rows = []
@@ -101,6 +118,7 @@ def main() -> None:
         for model in args.models:
             command = [sys.executable, __file__, "--worker", model, str(batch_size)]
             command += ["--steps", str(args.steps), "--warmup", str(args.warmup), "--size", str(args.size)]
+            command += ["--device", args.device] + ["--bf16"] * args.bf16
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(output.strip().splitlines()[-1]))
         ours, reference = rows[-len(args.models)], rows[-1]

@@ -22,6 +22,7 @@ def test_readme_python_examples_run(capsys):
     printed = capsys.readouterr().out
     assert "[(32, 32), (64, 64)]" in printed
     assert "(2, 1, 32, 32) [(2, 4, 4), (2, 8, 8)]" in printed
+    assert "torch.Size([8, 1, 32, 32]) 2" in printed
 
 
 def test_ci_runs_the_quick_start_test_command():
