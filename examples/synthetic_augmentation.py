@@ -19,10 +19,12 @@ and R² of the predicted position, beside the MAE of always predicting the mean 
 Usage (from the repository root, on the output folder of ``python -m monai_vqvae2.demo --stages train evaluate
 inference prior_top prior_bottom sample``; the run's settings are read from the bundle configs, demo.yaml by default)::
 
-    python examples/synthetic_augmentation.py --output_dir outputs/demo
+    python examples/synthetic_augmentation.py --output_dir outputs/demo --num_threads 1
 
-Writes ``<output_dir>/augmentation/results.json`` and the bank ``<output_dir>/augmentation/bank/`` (reused when the
-example runs again with the same settings), and prints a table. See ``bundle/docs/augmentation.md``.
+(``--num_threads 1`` avoids spinning OpenMP threads, which slow every step several times on a machine shared with
+other jobs.) Writes ``<output_dir>/augmentation/results.json`` and the bank
+``<output_dir>/augmentation/bank_seed<seed>/`` (reused when the example runs again with the same settings), and
+prints a table. See ``bundle/docs/augmentation.md``.
 """
 
 from __future__ import annotations
@@ -233,7 +235,8 @@ def run_experiment(
         device: where the sampler and the regressor run.
         num_threads: CPU threads of PyTorch (``torch.set_num_threads``) for this call; ``None`` keeps the current
             setting. On a busy machine one thread can be several times faster than spinning OpenMP threads.
-        bank_dir: bank folder; default ``<output_dir>/augmentation/bank``.
+        bank_dir: bank folder; default ``<output_dir>/augmentation/bank_seed<seed>`` (reused when it exists with the
+            same settings, extended for a larger ``num_synthetic``).
         results_file: default ``<output_dir>/augmentation/results.json``.
 
     Returns:
@@ -258,7 +261,7 @@ def run_experiment(
         _check_count(num_threads, "num_threads")
     with torch_threads(num_threads):
         output_dir = Path(output_dir)
-        bank_dir = Path(bank_dir) if bank_dir is not None else output_dir / "augmentation" / "bank"
+        bank_dir = Path(bank_dir) if bank_dir is not None else output_dir / "augmentation" / f"bank_seed{seed}"
         results_file = Path(results_file) if results_file is not None else output_dir / "augmentation" / "results.json"
         device = torch.device(device)
         settings = load_run_settings(configs, overrides)
@@ -405,21 +408,23 @@ RUN_LABELS = {
 
 
 def format_table(results: Mapping[str, Any]) -> str:
-    """The runs of a :func:`run_experiment` record as a Markdown table."""
+    """The runs of a :func:`run_experiment` record as a Markdown table (train RMSE: over the last training steps'
+    batches, as the network was being trained)."""
     lines = [
-        "| training data | real slices | synthetic share | steps | test MAE | test RMSE | test R² |",
-        "|---|---|---|---|---|---|---|",
+        "| training data | real slices | synthetic share | steps | train RMSE | test MAE | test RMSE | test R² |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name, run in results["runs"].items():
+    for name in (name for name in RUN_NAMES if name in results["runs"]):  # a JSON file holds them sorted
+        run = results["runs"][name]
         real = run["num_items"] - run["num_synthetic_items"]
         errors = run["test"]
         lines.append(
             f"| {RUN_LABELS[name]} | {real} | {run['synthetic_fraction_seen']:.2f} | {run['steps']} | "
-            f"{errors['mae']:.4f} | {errors['rmse']:.4f} | {errors['r2']:.3f} |"
+            f"{math.sqrt(run['final_loss']):.4f} | {errors['mae']:.4f} | {errors['rmse']:.4f} | {errors['r2']:.3f} |"
         )
     reference = results["references"]["mean_training_position"]["test"]
     lines.append(
-        f"| reference: always the mean training position | - | - | - | {reference['mae']:.4f} | "
+        f"| reference: always the mean training position | - | - | - | - | {reference['mae']:.4f} | "
         f"{reference['rmse']:.4f} | {reference['r2']:.3f} |"
     )
     return "\n".join(lines)
@@ -451,7 +456,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--num_threads", type=int, default=None, help="torch.set_num_threads (default: unchanged)")
-    parser.add_argument("--bank_dir", default=None, help="default: <output_dir>/augmentation/bank")
+    parser.add_argument("--bank_dir", default=None, help="default: <output_dir>/augmentation/bank_seed<seed>")
     parser.add_argument("--results_file", default=None, help="default: <output_dir>/augmentation/results.json")
     args = parser.parse_args()
     results = run_experiment(

@@ -96,8 +96,8 @@ def test_synthetic_augmentation_compares_real_and_mixed_training_at_the_same_bud
     assert {key: stored["settings"][key] for key in settings} == settings
     assert stored["data"]["train_subjects"] == ["sub00_T1w", "sub01_T1w", "sub02_T1w"]
     assert stored["data"]["test_subjects"] == ["sub04_T1w"] and stored["data"]["low_data_subjects"] == ["sub00_T1w"]
-    assert stored["bank"]["dir"] == str(Path("augmentation") / "bank")
-    bank = json.loads((finished_run / "augmentation" / "bank" / "manifest.json").read_text())
+    assert stored["bank"]["dir"] == str(Path("augmentation") / "bank_seed0")
+    bank = json.loads((finished_run / "augmentation" / "bank_seed0" / "manifest.json").read_text())
     assert bank["complete"] is True and len(bank["samples"]) == 6
     assert {entry["slice_position"] for entry in bank["samples"]} <= {0.125, 0.25, 0.5, 0.75}
 
