@@ -167,7 +167,7 @@ def main() -> None:
             ),
         ):
             reference = quality.get(real)
-            print(f"  {label:<40}{quality[ours]:>9.3f}   real: {'-' if reference is None else f'{reference:.3f}'}")
+            print(f"  {label:<40}{quality[ours]:>9.3g}   real: {'-' if reference is None else f'{reference:.3g}'}")
         print(f"  near-copies of training slices: {quality['num_near_copies']}")
     folders = ", ".join(sorted(f"{p.name}/" for p in Path(args.output_dir).iterdir() if p.is_dir()))
     print(f"\nOutputs in {Path(args.output_dir).resolve()}: {folders}")

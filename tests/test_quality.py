@@ -25,17 +25,9 @@ from monai_vqvae2.quality import (
     pairwise_ms_ssim,
     quality_report,
 )
+from tests.tiny import single_thread  # noqa: F401 (autouse fixture)
 
 SIZE = 32
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Many tiny operations: one thread is faster and does not oversubscribe a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_vqvae() -> VQVAE2:

@@ -21,53 +21,17 @@ from monai_vqvae2.data import (
     training_slice_positions,
 )
 from monai_vqvae2.inferers import HierarchicalSampler, generate_bank
-from monai_vqvae2.networks import VQVAE2, prior_for_level
+from tests.tiny import TINY_SHAPE, single_thread, tiny_sampler  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
-SHAPE = (32, 32)  # top codes 4 x 4, bottom codes 8 x 8
+SHAPE = TINY_SHAPE
 ITEM_KEYS = {"image", "subject", "session", "source", "slice_index", "slice_position", "synthetic", "index", "seed"}
 REAL_POOL = [0.2] * 30 + [0.8] * 10  # a skewed distribution: mean 0.35
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Many tiny operations: one thread is faster and does not oversubscribe a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def build_sampler(num_scalars: int = 1, num_classes: int = 0, seed: int = 0) -> HierarchicalSampler:
-    torch.manual_seed(seed)
-    vqvae = VQVAE2(
-        spatial_dims=2,
-        in_channels=1,
-        out_channels=1,
-        channels=8,
-        num_res_layers=1,
-        num_res_channels=4,
-        num_embeddings=16,
-        embedding_dim=4,
-    )
-    priors = [
-        prior_for_level(
-            vqvae,
-            level,
-            top_attention_every=0,
-            num_scalars=num_scalars,
-            num_classes=num_classes,
-            channels=8,
-            num_layers=2,
-        )
-        for level in (0, 1)
-    ]
-    return HierarchicalSampler(vqvae, priors, SHAPE)
-
-
 @pytest.fixture(scope="module")
 def sampler() -> HierarchicalSampler:
-    return build_sampler()
+    return tiny_sampler()
 
 
 @pytest.fixture
@@ -126,7 +90,7 @@ def test_positions_are_drawn_from_the_real_distribution(sampler):
 
 
 def test_unconditioned_priors_take_no_positions_and_labels_are_kept():
-    sampler = build_sampler(num_scalars=0, num_classes=3)
+    sampler = tiny_sampler(num_scalars=0, num_classes=3)
     dataset = SyntheticSliceDataset(sampler, 4, labels=[0, 2, 1, 2], batch_size=4)
     item = dataset[1]
     assert math.isnan(item["slice_position"]) and item["label"] == 2 and dataset.slice_positions is None

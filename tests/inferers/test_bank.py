@@ -17,51 +17,15 @@ from PIL import Image
 from monai_vqvae2.data import SyntheticSliceDataset, load_bank_manifest
 from monai_vqvae2.data.codes import file_digest
 from monai_vqvae2.inferers import HierarchicalSampler, generate_bank, model_digest
-from monai_vqvae2.networks import VQVAE2, prior_for_level
+from tests.tiny import TINY_SHAPE, single_thread, tiny_sampler  # noqa: F401 (autouse fixture)
 
-SHAPE = (32, 32)
+SHAPE = TINY_SHAPE
 REAL_POOL = [0.2, 0.4, 0.4, 0.9]
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Many tiny operations: one thread is faster and does not oversubscribe a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def build_sampler(num_scalars: int = 1, num_classes: int = 0, seed: int = 0) -> HierarchicalSampler:
-    torch.manual_seed(seed)
-    vqvae = VQVAE2(
-        spatial_dims=2,
-        in_channels=1,
-        out_channels=1,
-        channels=8,
-        num_res_layers=1,
-        num_res_channels=4,
-        num_embeddings=16,
-        embedding_dim=4,
-    )
-    priors = [
-        prior_for_level(
-            vqvae,
-            level,
-            top_attention_every=0,
-            num_scalars=num_scalars,
-            num_classes=num_classes,
-            channels=8,
-            num_layers=2,
-        )
-        for level in (0, 1)
-    ]
-    return HierarchicalSampler(vqvae, priors, SHAPE)
 
 
 @pytest.fixture(scope="module")
 def sampler() -> HierarchicalSampler:
-    return build_sampler()
+    return tiny_sampler()
 
 
 class CountingSampler:
@@ -213,7 +177,7 @@ def test_other_settings_raise_unless_overwrite(sampler, tmp_path):
     with pytest.raises(ValueError, match=r"generated with other settings \(temperature: 1.0 -> 0.5\); pass `overwrite"):
         generate_bank(sampler, bank, 4, chunk_size=2, slice_positions=[0.1, 0.2, 0.3, 0.4], temperature=0.5)
     with pytest.raises(ValueError, match=r"other settings \(model_sha256: '[0-9a-f]{64}' -> '[0-9a-f]{64}'\)"):
-        generate_bank(build_sampler(seed=1), bank, 4, chunk_size=2, slice_positions=[0.1, 0.2, 0.3, 0.4])
+        generate_bank(tiny_sampler(seed=1), bank, 4, chunk_size=2, slice_positions=[0.1, 0.2, 0.3, 0.4])
     with pytest.raises(ValueError, match=r"other settings \(slice_positions: \{'mode': 'per_sample'\} -> "):
         generate_bank(sampler, bank, 4, chunk_size=2, slice_positions=0.5)
     with pytest.raises(ValueError, match=r"sample 1 of the bank in .* generated with slice_position: 0.2 -> 0.7"):
@@ -227,7 +191,7 @@ def test_other_settings_raise_unless_overwrite(sampler, tmp_path):
 
 
 def test_labels_are_recorded_and_read_back(tmp_path):
-    sampler = build_sampler(num_scalars=0, num_classes=2)
+    sampler = tiny_sampler(num_scalars=0, num_classes=2)
     bank = tmp_path / "bank"
     generate_bank(sampler, bank, 3, chunk_size=2, labels=[1, 0, 1])
     manifest = load_bank_manifest(bank)
@@ -241,8 +205,8 @@ def test_labels_are_recorded_and_read_back(tmp_path):
 def test_model_digest_follows_the_weights_not_the_sampling(sampler):
     before = model_digest(sampler)
     sampler.sample(1, scalars=0.5)
-    assert model_digest(sampler) == before == model_digest(build_sampler())
-    other = build_sampler()
+    assert model_digest(sampler) == before == model_digest(tiny_sampler())
+    other = tiny_sampler()
     with torch.no_grad():
         next(other.priors[1].parameters()).view(-1)[0] += 1e-3
     assert model_digest(other) != before

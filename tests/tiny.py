@@ -1,0 +1,49 @@
+"""Shared pieces of the in-process tests: one torch thread, and a tiny sampler over 32x32 slices."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monai_vqvae2.inferers import HierarchicalSampler
+from monai_vqvae2.networks import VQVAE2, prior_for_level
+
+TINY_SHAPE = (32, 32)  # top codes 4 x 4, bottom codes 8 x 8
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Many tiny operations: one thread is faster and does not oversubscribe a busy CPU (import it into a test
+    module to apply it there)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_sampler(num_scalars: int = 1, num_classes: int = 0, seed: int = 0) -> HierarchicalSampler:
+    """An untrained 2-level VQ-VAE-2 (16 codes per level) with 2-layer priors, seeded."""
+    torch.manual_seed(seed)
+    vqvae = VQVAE2(
+        spatial_dims=2,
+        in_channels=1,
+        out_channels=1,
+        channels=8,
+        num_res_layers=1,
+        num_res_channels=4,
+        num_embeddings=16,
+        embedding_dim=4,
+    )
+    priors = [
+        prior_for_level(
+            vqvae,
+            level,
+            top_attention_every=0,
+            num_scalars=num_scalars,
+            num_classes=num_classes,
+            channels=8,
+            num_layers=2,
+        )
+        for level in (0, 1)
+    ]
+    return HierarchicalSampler(vqvae, priors, TINY_SHAPE)
