@@ -71,7 +71,7 @@ def measure(level: str, variant: str, args: argparse.Namespace, device: torch.de
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return float(loss.detach())
 
     def synchronise() -> None:
         if device.type == "cuda":

@@ -65,7 +65,7 @@ def loss_terms(output: dict) -> dict[str, float]:
     """``output_transform`` for ``StatsHandler``/``TensorBoardStatsHandler``: total, reconstruction and quantization
     losses of a training iteration."""
     return {
-        name: float(output[name])
+        name: float(torch.as_tensor(output[name]).detach())
         for name in (CommonKeys.LOSS, RECONSTRUCTION_LOSS, QUANTIZATION_LOSS)
         if name in output
     }
