@@ -30,7 +30,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -39,6 +38,7 @@ from monai.utils import convert_to_tensor
 from PIL import Image, ImageDraw, ImageFont
 
 from monai_vqvae2.engines.handlers import unwrap
+from monai_vqvae2.inferers.writer import read_slice_nifti
 from monai_vqvae2.io import atomic_write, atomic_write_json
 from monai_vqvae2.metrics import ms_ssim_weights
 from monai_vqvae2.networks import VQVAE2
@@ -264,10 +264,7 @@ def load_sample_folder(path: str | os.PathLike) -> SampleFolder:
         file = folder / entry["file"]
         if not file.is_file():
             raise FileNotFoundError(f"{file} is listed in {manifest_path} but does not exist.")
-        volume = np.asarray(nib.load(file).dataobj, dtype=np.float32)
-        if volume.ndim != 3 or volume.shape[2] != 1:
-            raise ValueError(f"{file} must hold one slice of shape (X, Y, 1), got {volume.shape}.")
-        pictures.append(np.rot90(volume[:, :, 0], k=1))  # write_samples stored rot90(picture, k=-1)
+        pictures.append(read_slice_nifti(file))
     shapes = {p.shape for p in pictures}
     if len(shapes) > 1:
         raise ValueError(f"The samples listed in {manifest_path} have different sizes: {sorted(shapes)}.")

@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import nibabel as nib
 import numpy as np
 import torch
 from monai.transforms import apply_transform
@@ -232,15 +231,6 @@ def _label_spec(labels: Any) -> dict[str, Any]:
     if np.ndim(labels) == 0:
         return {"mode": "fixed", "value": int(labels)}
     return {"mode": "per_sample"}
-
-
-def _read_slice_nifti(path: Path) -> torch.Tensor:
-    """A slice written by the sample writers (``(X, Y, 1)`` in RAS) back in display order: ``(1, H, W)`` float32."""
-    volume = np.asanyarray(nib.load(str(path)).dataobj, dtype=np.float32)
-    if volume.ndim != 3 or volume.shape[2] != 1:
-        raise ValueError(f"bank file {str(path)!r} must hold one slice of shape (X, Y, 1), got {volume.shape}.")
-    picture = np.ascontiguousarray(np.rot90(volume[:, :, 0], k=1))  # (X=R, Y=A) back to display order
-    return torch.from_numpy(picture)[None]
 
 
 def load_bank_manifest(bank_dir: str | os.PathLike) -> dict[str, Any]:
@@ -557,7 +547,10 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
             raise FileNotFoundError(
                 f"bank file {str(path)!r} is listed in the manifest but missing; run generate_bank again to restore it."
             )
-        return {"image": _read_slice_nifti(path), **self._metadata(index, str(path), int(entry["chunk_seed"]))}
+        from monai_vqvae2.inferers.writer import read_slice_nifti
+
+        image = torch.from_numpy(read_slice_nifti(path))[None]
+        return {"image": image, **self._metadata(index, str(path), int(entry["chunk_seed"]))}
 
     def __getstate__(self) -> dict[str, Any]:  # worker processes start without the cached batch and get their own lock
         state = dict(self.__dict__)

@@ -10,6 +10,7 @@ from monai_vqvae2.inferers.slices import AxialSliceInferer
 from monai_vqvae2.inferers.writer import (
     load_sampler,
     prior_checkpoints,
+    read_slice_nifti,
     sample_to_folder,
     slice_affine,
     write_samples,
@@ -24,6 +25,7 @@ __all__ = [
     "load_sampler",
     "model_digest",
     "prior_checkpoints",
+    "read_slice_nifti",
     "sample_to_folder",
     "slice_affine",
     "write_samples",

@@ -18,7 +18,7 @@ from monai_vqvae2.data.codes import file_digest
 from monai_vqvae2.engines.provenance import package_versions
 from monai_vqvae2.io import atomic_write, atomic_write_json
 
-__all__ = ["load_sampler", "prior_checkpoints", "sample_to_folder", "slice_affine", "write_samples"]
+__all__ = ["load_sampler", "prior_checkpoints", "read_slice_nifti", "sample_to_folder", "slice_affine", "write_samples"]
 
 
 def slice_affine(height: int, width: int, spacing: float = 1.0, position_mm: float = 0.0) -> np.ndarray:
@@ -50,6 +50,24 @@ def _nifti_slice_bytes(picture: np.ndarray, spacing: float = 1.0) -> bytes:
     volume = np.rot90(picture, k=-1)[:, :, None].astype(np.float32)  # display order back to (X=R, Y=A)
     image = nib.Nifti1Image(volume, slice_affine(*picture.shape, spacing=spacing))
     return gzip.compress(image.to_bytes(), mtime=0)
+
+
+def read_slice_nifti(path: str | os.PathLike) -> np.ndarray:
+    """Read a slice written by :func:`write_samples` or a bank back into display order: the inverse of the writers.
+
+    Args:
+        path: an ``(X, Y, 1)`` NIfTI file.
+
+    Returns:
+        the picture ``(H, W)``, float32, anterior up.
+
+    Raises:
+        ValueError: the file does not hold one ``(X, Y, 1)`` slice.
+    """
+    volume = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+    if volume.ndim != 3 or volume.shape[2] != 1:
+        raise ValueError(f"{path} must hold one slice of shape (X, Y, 1), got {volume.shape}.")
+    return np.ascontiguousarray(np.rot90(volume[:, :, 0], k=1))  # (X=R, Y=A) back to display order
 
 
 def _write_grid_png(path: Path, pictures: np.ndarray) -> Path:

@@ -5,19 +5,11 @@ import torch
 
 from monai_vqvae2.inferers import HierarchicalSampler, SampleOutput
 from monai_vqvae2.networks import VQVAE2, PixelCNNPrior
+from tests.tiny import single_thread  # noqa: F401 (autouse fixture)
 
 SPATIAL_SHAPE = (32, 48)  # top (4, 6), bottom (8, 12)
 TOP_CODES, BOTTOM_CODES = 12, 16
 PRIOR = {"spatial_dims": 2, "channels": 16, "num_layers": 3, "kernel_size": 3}
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Thousands of tiny operations: one thread is faster and does not oversubscribe a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def build(num_classes: int = 0, num_scalars: int = 0, top_attention: int = 2) -> tuple[VQVAE2, list[PixelCNNPrior]]:

@@ -5,19 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from monai_vqvae2.networks import PixelCNNPrior
+from tests.tiny import single_thread  # noqa: F401 (autouse fixture)
 
 NUM_CODES = 16
 TINY = {"spatial_dims": 2, "num_embeddings": NUM_CODES, "channels": 16, "num_layers": 3, "kernel_size": 3}
 HEIGHT, WIDTH = 8, 8
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Thousands of tiny operations: one thread is faster and does not oversubscribe a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_prior(**kwargs) -> PixelCNNPrior:
