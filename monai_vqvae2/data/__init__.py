@@ -32,6 +32,7 @@ from monai_vqvae2.data.oasis import (
 from monai_vqvae2.data.splits import (
     SPLIT_NAMES,
     check_no_subject_overlap,
+    check_outside_dataset,
     load_split,
     prepare_split,
     save_split,
@@ -78,6 +79,7 @@ __all__ = [
     "ValidateVolumed",
     "check_image_file",
     "check_no_subject_overlap",
+    "check_outside_dataset",
     "default_demo_dir",
     "discover_dataset",
     "discover_nifti_folder",

@@ -8,6 +8,11 @@ field and noise, then masked by the equally warped brain mask so that it looks l
 ``t88_masked_gfc`` image. The result is written as Analyze 7.5 in the OASIS-1 layout (stored radiologically,
 ``(176, 208, 176, 1)`` int16, like OASIS), so the demo goes through exactly the OASIS-1 loading path. It is a
 demo and a test fixture, not evidence that a model generalises: every pseudo-subject is the same brain.
+
+The demo writes only into a folder of its own. Because its files carry real OASIS-1 names, it never writes into a
+folder it did not create: a folder is the demo's when it holds the marker file :data:`DEMO_MARKER`, written first
+into a new or empty folder. Clean-up removes only files whose content digest is the one the demo recorded when it
+wrote them, never a file merely because of its name.
 """
 
 from __future__ import annotations
@@ -22,13 +27,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from monai_vqvae2.data.codes import file_digest
 from monai_vqvae2.io import atomic_write
 
-__all__ = ["DEMO_GRID_SHAPE", "MNI_NOTICE", "default_demo_dir", "demo_session_paths", "prepare_demo_dataset"]
+__all__ = [
+    "DEMO_GRID_SHAPE",
+    "DEMO_MARKER",
+    "MNI_NOTICE",
+    "default_demo_dir",
+    "demo_session_paths",
+    "prepare_demo_dataset",
+]
 
 #: OASIS-1 T88 grid (1 mm isotropic).
 DEMO_GRID_SHAPE = (176, 208, 176)
-_FORMAT_VERSION = 1
+#: The file that marks a folder as created by :func:`prepare_demo_dataset`; no other folder is ever written to.
+DEMO_MARKER = ".monai_vqvae2_demo"
+_MARKER_TEXT = (
+    "This folder was created by monai_vqvae2's embedded demo (prepare_demo_dataset) and holds only generated data.\n"
+    "The demo writes only into folders holding this file. Deleting the whole folder is safe.\n"
+)
+_FORMAT_VERSION = 2  # 2: the manifest records a SHA-256 per file written
 _MANIFEST = "demo_manifest.json"
 _NOTICE_FILE = "MNI152_NOTICE.txt"
 _INTENSITY_SCALE = 1000.0  # template intensities (0..1) to int16 counts, in the range of OASIS images
@@ -192,6 +211,47 @@ def _make_session(
     return torch.where(brain, image, torch.zeros(())).numpy()
 
 
+def _claim_folder(folder: Path) -> None:
+    """Make ``folder`` the demo's: create it (or take it when empty) and write the marker first.
+
+    Raises:
+        FileExistsError: ``folder`` is a file, or a non-empty folder without the marker (not created by the demo).
+    """
+    if (folder / DEMO_MARKER).is_file():
+        return
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise FileExistsError(
+            f"demo folder {str(folder)!r} exists and was not created by the demo (no {DEMO_MARKER!r} marker file); "
+            "the demo writes only into a new or empty folder, because its files carry OASIS-1 names. Give a new "
+            "folder (or none for the default cache folder); if this is a demo cache of an older version of "
+            "monai_vqvae2, delete it."
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / DEMO_MARKER, lambda temporary: temporary.write_text(_MARKER_TEXT))
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _remove_if_written_by_demo(folder: Path, relative: str, digest: Any) -> None:
+    """Remove ``folder/relative`` only if its content is what the demo wrote; then its folders left empty."""
+    path = folder / relative
+    if not (isinstance(digest, str) and path.is_file() and not path.is_symlink() and file_digest(path) == digest):
+        return
+    path.unlink()
+    parent = path.parent
+    while parent != folder and parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()  # the session's now-empty folders, so discovery does not see a session without image
+        parent = parent.parent
+
+
 def prepare_demo_dataset(
     root: str | os.PathLike | None = None, num_subjects: int = 8, seed: int = 0, with_mr2: bool = True
 ) -> Path:
@@ -199,11 +259,16 @@ def prepare_demo_dataset(
 
     Files: ``root/disc1/OAS1_000N_MR1/PROCESSED/MPRAGE/T88_111/OAS1_000N_MR1_mpr_n4_anon_111_t88_masked_gfc.hdr``
     and ``.img`` for N = 1..``num_subjects`` (plus ``OAS1_0001_MR2``, a re-scan of subject 1, when ``with_mr2``),
-    ``root/MNI152_NOTICE.txt`` (copyright notice and the one-brain caveat) and ``root/demo_manifest.json``.
-    Every file is written atomically; the manifest is written last. Idempotent: when the manifest matches the
-    arguments and every file exists, nothing is read or written; otherwise only missing sessions are generated
-    (each session depends on ``seed``, subject and session only) and sessions of an earlier call that are no longer
-    wanted are removed. About 1-2 s per session on 2 CPU cores, plus about 2 s to load the template.
+    ``root/MNI152_NOTICE.txt`` (copyright notice and the one-brain caveat), the marker ``root/.monai_vqvae2_demo``
+    and ``root/demo_manifest.json`` (settings and the SHA-256 of every file written).
+
+    ``root`` must be new, empty or a folder this function created (it holds the marker, written before anything
+    else): a folder of the user's is refused, never written to. Every file is written atomically; the manifest is
+    written last. Idempotent: when the manifest matches the arguments and every file exists, nothing is read or
+    written; otherwise only missing sessions are generated (each session depends on ``seed``, subject and session
+    only) and files of an earlier call that are no longer wanted are removed, but only when their content is still
+    what was recorded when they were written. About 1-2 s per session on 2 CPU cores, plus about 2 s to load the
+    template.
 
     Args:
         root: demo folder; ``None`` uses :func:`default_demo_dir`.
@@ -216,11 +281,12 @@ def prepare_demo_dataset(
 
     Raises:
         ValueError: ``num_subjects`` < 1 or > 9999.
+        FileExistsError: ``root`` exists, is not empty and was not created by this function.
     """
     if not 1 <= int(num_subjects) <= 9999 or int(num_subjects) != num_subjects:
         raise ValueError(f"`num_subjects` must be an int in [1, 9999], got {num_subjects!r}.")
     folder = Path(root).expanduser() if root is not None else default_demo_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    _claim_folder(folder)
     wanted = demo_session_paths(folder, int(num_subjects), with_mr2)
     settings: dict[str, Any] = {
         "version": _FORMAT_VERSION,
@@ -230,28 +296,21 @@ def prepare_demo_dataset(
         "grid": list(DEMO_GRID_SHAPE),
     }
     manifest_path = folder / _MANIFEST
-    previous: dict[str, Any] = {}
-    if manifest_path.is_file():
-        try:
-            previous = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, OSError):
-            previous = {}
-    complete = all(p.is_file() and p.with_suffix(".img").is_file() for p in wanted)
+    previous = _read_manifest(manifest_path)
+    recorded = previous.get("files") if isinstance(previous.get("files"), dict) else {}
+    wanted_files = [str(p.with_suffix(suffix).relative_to(folder)) for p in wanted for suffix in (".hdr", ".img")]
+    complete = all((folder / relative).is_file() for relative in wanted_files)
     if previous.get("settings") == settings and complete and (folder / _NOTICE_FILE).is_file():
         return folder
 
-    same_data = {k: v for k, v in previous.get("settings", {}).items() if k not in ("num_subjects", "with_mr2")} == {
-        k: v for k, v in settings.items() if k not in ("num_subjects", "with_mr2")
-    }
-    wanted_set = {str(p.relative_to(folder)) for p in wanted}
-    for relative in previous.get("files", []):  # remove sessions an earlier call wrote that are no longer wanted
-        if relative not in wanted_set or not same_data:
-            for suffix in (".hdr", ".img"):
-                (folder / relative).with_suffix(suffix).unlink(missing_ok=True)
-            parent = (folder / relative).parent
-            while parent != folder and parent.is_dir() and not any(parent.iterdir()):
-                parent.rmdir()  # the session's now-empty folders, so discovery does not see a session without image
-                parent = parent.parent
+    def data_settings(values: Any) -> dict[str, Any]:
+        return {k: v for k, v in (values or {}).items() if k not in ("num_subjects", "with_mr2")}
+
+    same_data = data_settings(previous.get("settings")) == data_settings(settings)
+    kept = {relative: digest for relative, digest in recorded.items() if same_data and relative in wanted_files}
+    for relative, digest in recorded.items():  # files an earlier call wrote that are no longer wanted
+        if relative not in kept:
+            _remove_if_written_by_demo(folder, relative, digest)
 
     atomic_write(folder / _NOTICE_FILE, lambda temporary: temporary.write_text(MNI_NOTICE))
     missing = [
@@ -265,6 +324,7 @@ def prepare_demo_dataset(
             ras = _make_session(volumes, template_affine, centre_mm, int(seed), subject, session)
             stored = np.round(ras[::-1] * _INTENSITY_SCALE).astype(np.int16)[..., None]  # radiological (LAS), 4D
             _atomic_save_analyze(np.ascontiguousarray(stored), path)
-    manifest = {"settings": settings, "files": sorted(wanted_set), "notice": _NOTICE_FILE}
+    files = {relative: kept.get(relative) or file_digest(folder / relative) for relative in sorted(wanted_files)}
+    manifest = {"settings": settings, "files": files, "notice": _NOTICE_FILE}
     atomic_write(manifest_path, lambda temporary: temporary.write_text(json.dumps(manifest, indent=1) + "\n"))
     return folder

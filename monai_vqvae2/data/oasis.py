@@ -592,7 +592,10 @@ def discover_dataset(
         kind == "auto" and (not isinstance(dataset_dir, (str, os.PathLike)) or Path(dataset_dir).is_file())
     ):
         if dataset_dir is None:
-            raise ValueError("`dataset_dir` is None; give a folder, a file list or a sequence of paths.")
+            raise ValueError(
+                f"`dataset_dir` is None (kind={kind!r}); give a folder, a file list or a sequence of paths, "
+                "or kind='demo' for the embedded demo data."
+            )
         items = read_file_list(dataset_dir, on_error=on_error)  # type: ignore[arg-type]
         if not items:
             raise FileNotFoundError(f"file list {dataset_dir!r} names no usable file.")

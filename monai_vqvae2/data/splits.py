@@ -18,7 +18,15 @@ from typing import Any
 
 from monai_vqvae2.io import atomic_write
 
-__all__ = ["SPLIT_NAMES", "check_no_subject_overlap", "load_split", "prepare_split", "save_split", "split_by_subject"]
+__all__ = [
+    "SPLIT_NAMES",
+    "check_no_subject_overlap",
+    "check_outside_dataset",
+    "load_split",
+    "prepare_split",
+    "save_split",
+    "split_by_subject",
+]
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -176,6 +184,31 @@ def load_split(path: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
     return {name: data[name] for name in SPLIT_NAMES}
 
 
+def check_outside_dataset(path: str | os.PathLike, dataset_dir: Any, name: str = "path") -> None:
+    """Raise when ``path`` lies inside the folder ``dataset_dir``: nothing of a run is ever written under the data.
+
+    Every bundle stage calls it on ``output_dir`` before writing anything.
+
+    Args:
+        path: where something is about to be written.
+        dataset_dir: the dataset being read; only an existing folder is checked (``None``, a file list or a
+            sequence of paths names no folder).
+        name: the argument or config key ``path`` came from, for the message.
+
+    Raises:
+        ValueError: ``path`` is ``dataset_dir`` or below it (symbolic links resolved).
+    """
+    if not isinstance(dataset_dir, (str, os.PathLike)) or not Path(dataset_dir).expanduser().is_dir():
+        return
+    data = Path(dataset_dir).expanduser().resolve()
+    target = Path(path).expanduser().resolve()
+    if target == data or data in target.parents:
+        raise ValueError(
+            f"`{name}` {str(path)!r} is inside the dataset folder {str(data)!r}; outputs, caches, splits and codes "
+            "are never written under the data: choose an `output_dir` outside it."
+        )
+
+
 def prepare_split(
     dataset_dir: str | os.PathLike | Sequence[Any] | None,
     kind: str,
@@ -197,11 +230,27 @@ def prepare_split(
 
     Returns:
         ``{"train": [...], "validation": [...], "test": [...]}``.
+
+    Raises:
+        ValueError: ``split_file`` lies inside the dataset folder ``dataset_dir``, or a split with a positive
+            fraction gets no subject.
     """
     from monai_vqvae2.data.oasis import discover_dataset
 
+    if kind != "demo":
+        check_outside_dataset(split_file, dataset_dir, "split_file")
     if Path(split_file).expanduser().is_file():
         return load_split(split_file)
-    split = split_by_subject(discover_dataset(dataset_dir, kind, **discover_options), fractions=fractions, seed=seed)
+    items = discover_dataset(dataset_dir, kind, **discover_options)
+    split = split_by_subject(items, fractions=fractions, seed=seed)
+    empty = [
+        name for name, fraction in zip(SPLIT_NAMES, _check_fractions(fractions)) if fraction > 0 and not split[name]
+    ]
+    if empty:
+        subjects = len({str(item["subject"]) for item in items})
+        raise ValueError(
+            f"{subjects} subject(s) found in {dataset_dir!r} (kind={kind!r}) leave the {' and '.join(empty)} split "
+            f"empty with `fractions` {list(fractions)}: add subjects, or set the fraction of an unused split to 0."
+        )
     save_split(split, split_file)
     return split

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
@@ -17,7 +18,7 @@ from monai_vqvae2.data import (
     prepare_demo_dataset,
     split_by_subject,
 )
-from monai_vqvae2.data.demo import demo_session_paths
+from monai_vqvae2.data.demo import DEMO_MARKER, demo_session_paths
 
 SESSIONS = ["OAS1_0001_MR1", "OAS1_0001_MR2", "OAS1_0002_MR1"]
 
@@ -45,7 +46,7 @@ def test_layout_format_and_notice(demo_root):
     assert "Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre" in notice
     assert "ONE average brain" in notice
     manifest = json.loads((demo_root / "demo_manifest.json").read_text())
-    assert manifest["settings"]["num_subjects"] == 2 and len(manifest["files"]) == 3
+    assert manifest["settings"]["num_subjects"] == 2 and len(manifest["files"]) == 6  # .hdr and .img per session
 
 
 def test_goes_through_the_oasis1_path(demo_root):
@@ -108,3 +109,40 @@ def test_idempotent_and_resizable(demo_root, tmp_path):
     assert not (small / "disc1" / "OAS1_0002_MR1").exists()
     with pytest.raises(ValueError, match=r"`num_subjects` must be an int in \[1, 9999\], got 0"):
         prepare_demo_dataset(small, num_subjects=0)
+
+
+def test_refuses_a_folder_it_did_not_create(tmp_path, build):
+    users = tmp_path / "oasis1"
+    build.make_oasis1_tree(users, {"OAS1_0001_MR1": 1}, real_images=False)
+    before = {p: p.read_bytes() for p in users.rglob("*") if p.is_file()}
+    with pytest.raises(FileExistsError, match=r"demo folder '.*oasis1' exists and was not created by the demo"):
+        prepare_demo_dataset(users, num_subjects=1)
+    with pytest.raises(FileExistsError, match=r"was not created by the demo"):
+        discover_dataset(users, kind="demo", demo_subjects=1)
+    assert {p: p.read_bytes() for p in users.rglob("*") if p.is_file()} == before
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(FileExistsError, match=r"demo folder '.*a_file' exists"):
+        prepare_demo_dataset(tmp_path / "a_file", num_subjects=1)
+
+
+def test_marks_its_folder_and_records_a_digest_per_file(demo_root):
+    assert "created by monai_vqvae2's embedded demo" in (demo_root / DEMO_MARKER).read_text()
+    files = json.loads((demo_root / "demo_manifest.json").read_text())["files"]
+    assert len(files) == 6  # three sessions, .hdr and .img each
+    for relative, digest in files.items():
+        assert hashlib.sha256((demo_root / relative).read_bytes()).hexdigest() == digest
+
+
+def test_clean_up_removes_only_files_whose_content_it_wrote(tmp_path):
+    folder = prepare_demo_dataset(tmp_path / "demo", num_subjects=2, with_mr2=False)
+    second, third = demo_session_paths(folder, 3, with_mr2=False)[1:]
+    # a file the demo never wrote, under a name it uses, and a file it wrote whose content changed since
+    third.parent.mkdir(parents=True)
+    third.write_bytes(b"not the demo's")
+    third.with_suffix(".img").write_bytes(b"not the demo's either")
+    second.write_bytes(second.read_bytes() + b"edited")
+    prepare_demo_dataset(folder, num_subjects=1, with_mr2=False)
+    assert third.read_bytes() == b"not the demo's" and third.with_suffix(".img").is_file()
+    assert second.is_file() and not second.with_suffix(".img").exists()  # the edited header stays, the image goes
+    first = demo_session_paths(folder, 1, with_mr2=False)[0]
+    assert first.is_file() and first.with_suffix(".img").is_file()
