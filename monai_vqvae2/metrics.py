@@ -27,6 +27,8 @@ __all__ = [
     "MaskedPSNRMetric",
     "MaskedSSIMMetric",
     "ReferencePrediction",
+    "code_statistics",
+    "codes_in_mask",
     "evaluation_metric_handlers",
     "ms_ssim_weights",
     "prior_metric_handlers",
@@ -181,6 +183,38 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     total = (values * mask).sum(dim=dims)
     mean = torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
     return mean.unsqueeze(1)
+
+
+def codes_in_mask(indices: torch.Tensor, mask: torch.Tensor, min_fraction: float = 0.5) -> torch.Tensor:
+    """The codes of one level at the positions inside a mask (e.g. the brain).
+
+    Args:
+        indices: ``(B, *latent_shape)`` code indices of one level.
+        mask: ``(B, 1, *spatial)`` or ``(B, *spatial)`` mask at image resolution (e.g. ``image > 0.01``).
+        min_fraction: a code position is inside when at least this fraction of the pixels it covers are.
+
+    Returns:
+        a 1D long tensor of the codes found inside.
+    """
+    mask = torch.as_tensor(mask, device=indices.device).float()
+    if mask.ndim == indices.ndim + 1:
+        mask = mask[:, 0]
+    pool = F.adaptive_avg_pool2d if indices.ndim == 3 else F.adaptive_avg_pool3d
+    return indices[pool(mask, indices.shape[1:]) >= min_fraction].long()
+
+
+def code_statistics(counts: torch.Tensor) -> dict[str, float]:
+    """Perplexity ``2^H`` (1 = a single code, ``len(counts)`` = uniform) and number of distinct codes of a code
+    histogram, e.g. ``torch.bincount(codes_in_mask(...), minlength=num_embeddings)``. Inside the brain these show what
+    whole-map statistics hide: background and zero-padded border take codes of their own, so a top level with one
+    code over the whole brain can still show a healthy whole-map perplexity. NaN perplexity for an empty histogram.
+    """
+    counts = counts.double()
+    if counts.sum() == 0:
+        return {"perplexity": float("nan"), "distinct": 0.0}
+    probabilities = counts[counts > 0] / counts.sum()
+    entropy = float(-(probabilities * probabilities.log2()).sum())
+    return {"perplexity": 2.0**entropy, "distinct": float((counts > 0).sum())}
 
 
 def ssim_metric_handler(output_transform=reconstruction_pair):

@@ -6,7 +6,14 @@ import pytest
 import torch
 from monai.metrics import SSIMMetric
 
-from monai_vqvae2.metrics import MaskedPSNRMetric, MaskedSSIMMetric, ReferencePrediction, ms_ssim_weights
+from monai_vqvae2.metrics import (
+    MaskedPSNRMetric,
+    MaskedSSIMMetric,
+    ReferencePrediction,
+    code_statistics,
+    codes_in_mask,
+    ms_ssim_weights,
+)
 
 
 def brain_like(size: int = 64) -> torch.Tensor:
@@ -61,3 +68,24 @@ def test_ms_ssim_scales_fit_the_image(size, scales):
         assert weights is None
     else:
         assert len(weights) == scales and math.isclose(sum(weights), 1.0)
+
+
+def test_codes_in_mask_keeps_positions_mostly_inside():
+    indices = torch.arange(16).reshape(1, 4, 4)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :4, :4] = 1  # the top-left 2x2 code positions
+    mask[..., 4, 4] = 1  # a quarter of one pixel block of position (2, 2): below min_fraction
+    assert codes_in_mask(indices, mask).tolist() == [0, 1, 4, 5]
+    assert codes_in_mask(indices, mask, min_fraction=0.25).tolist() == [0, 1, 4, 5, 10]
+
+
+@pytest.mark.parametrize(
+    "counts,perplexity,distinct", [([4, 0, 0], 1.0, 1.0), ([2, 2, 0, 0], 2.0, 2.0), ([1, 1, 1, 1], 4.0, 4.0)]
+)
+def test_code_statistics_of_known_histograms(counts, perplexity, distinct):
+    statistics = code_statistics(torch.tensor(counts))
+    assert math.isclose(statistics["perplexity"], perplexity) and statistics["distinct"] == distinct
+
+
+def test_code_statistics_of_an_empty_histogram_is_nan():
+    assert math.isnan(code_statistics(torch.zeros(3))["perplexity"])

@@ -14,6 +14,7 @@ from monai_vqvae2.engines.autoencoder import (
 from monai_vqvae2.engines.checkpoint import CheckpointHandler, latest_checkpoint
 from monai_vqvae2.engines.handlers import (
     CodebookUsageHandler,
+    HierarchyProbeHandler,
     MetricsJSONWriter,
     NonFiniteLossHandler,
     ReconstructionFigureHandler,
@@ -27,6 +28,7 @@ __all__ = [
     "RECONSTRUCTION_LOSS",
     "CheckpointHandler",
     "CodebookUsageHandler",
+    "HierarchyProbeHandler",
     "MetricsJSONWriter",
     "NonFiniteLossHandler",
     "PriorBatch",

@@ -12,14 +12,17 @@ import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from ignite.handlers import TerminateOnNan
+from monai.metrics import SSIMMetric
 from monai.utils import convert_to_tensor
 from PIL import Image
 
 from monai_vqvae2.io import atomic_write, atomic_write_json
+from monai_vqvae2.metrics import MaskedSSIMMetric, code_statistics, codes_in_mask
 from monai_vqvae2.networks import VQVAE2
 
 __all__ = [
     "CodebookUsageHandler",
+    "HierarchyProbeHandler",
     "MetricsJSONWriter",
     "NonFiniteLossHandler",
     "ReconstructionFigureHandler",
@@ -125,19 +128,85 @@ class CodebookUsageHandler:
                 )
 
 
+class HierarchyProbeHandler:
+    """Measures what each level of a VQ-VAE-2 carries, on an evaluator's images (``output["label"]``), and adds to
+    ``engine.state.metrics``:
+
+    - ``top_only_ssim`` and ``top_only_brain_ssim``: the *top-only reconstruction* (``VQVAE2.decode_top``, the image
+      decoded from the coarsest codes alone) scored like the reconstruction; high when the top level carries the
+      anatomy, near the all-black reference when it only carries the outline;
+    - ``brain_perplexity_<level>`` and ``brain_distinct_<level>``: perplexity and number of distinct codes at the
+      code positions inside the brain (target above ``foreground_threshold``), where whole-map usage flatters.
+
+    2D images only. Attach it to an evaluator before the handlers that log or save metrics.
+
+    Args:
+        network: the VQ-VAE-2 (possibly wrapped).
+        foreground_threshold: intensity above which a pixel belongs to the brain (as ``MaskedSSIMMetric``).
+    """
+
+    def __init__(self, network: torch.nn.Module, foreground_threshold: float = 0.01) -> None:
+        self.network = network
+        self.foreground_threshold = foreground_threshold
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self.reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.update)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def reset(self, engine: Engine | None = None) -> None:
+        self._ssim = SSIMMetric(spatial_dims=2, data_range=1.0)
+        self._brain_ssim = MaskedSSIMMetric(foreground_threshold=self.foreground_threshold)
+        self._counts: list[torch.Tensor] = [
+            torch.zeros(n, dtype=torch.long) for n in unwrap(self.network).num_embeddings
+        ]
+
+    @torch.no_grad()
+    def update(self, engine: Engine) -> None:
+        vqvae = unwrap(self.network)
+        images = convert_to_tensor(engine.state.output["label"], track_meta=False).float()
+        if images.ndim != 4 or vqvae.num_levels < 2:
+            return
+        indices = vqvae.index_quantize(images)
+        top_only = vqvae.decode_top(indices[0]).clamp(0, 1)
+        self._ssim(top_only, images)
+        self._brain_ssim(top_only, images)
+        brain = images > self.foreground_threshold
+        for level, level_indices in enumerate(indices):
+            codes = codes_in_mask(level_indices, brain).cpu()
+            self._counts[level] += torch.bincount(codes, minlength=len(self._counts[level]))
+
+    def __call__(self, engine: Engine) -> None:
+        vqvae = unwrap(self.network)
+        if self._ssim.get_buffer() is None:  # nothing 2D was evaluated
+            return
+        engine.state.metrics["top_only_ssim"] = float(self._ssim.aggregate().item())
+        engine.state.metrics["top_only_brain_ssim"] = float(self._brain_ssim.aggregate().item())  # NaNs left out
+        for name, counts in zip(level_names(vqvae.num_levels), self._counts):
+            statistics = code_statistics(counts)
+            engine.state.metrics[f"brain_perplexity_{name}"] = statistics["perplexity"]
+            engine.state.metrics[f"brain_distinct_{name}"] = statistics["distinct"]
+
+
 def _palette(num_codes: int) -> torch.Tensor:
     """A fixed, seeded colour per code index, shape ``(num_codes, 3)`` in [0, 1]."""
     return torch.rand(num_codes, 3, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.2
 
 
 def reconstruction_figure(
-    images: torch.Tensor, reconstructions: torch.Tensor, indices: list[torch.Tensor] | None, num_codes: list[int]
+    images: torch.Tensor,
+    reconstructions: torch.Tensor,
+    indices: list[torch.Tensor] | None,
+    num_codes: list[int],
+    top_only: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """A grid, one column per image: original, reconstruction, absolute error, then one colour-coded code map per
-    level (coarsest first, nearest-neighbour upsampled). 2D images ``(B, 1, H, W)``; returns ``(rows*H, B*W, 3)``
-    uint8."""
+    """A grid, one column per image: original, reconstruction, absolute error, the top-only reconstruction (when
+    given), then one colour-coded code map per level (coarsest first, nearest-neighbour upsampled). 2D images
+    ``(B, 1, H, W)``; returns ``(rows*H, B*W, 3)`` uint8."""
     size = images.shape[2:]
     rows = [images, reconstructions.clamp(0, 1), (reconstructions - images).abs().clamp(0, 1)]
+    if top_only is not None:
+        rows.append(top_only.clamp(0, 1))
     rows = [row[:, :1].repeat(1, 3, 1, 1) for row in rows]
     for level_indices, codes in zip(indices or [], num_codes):
         colours = _palette(codes)[level_indices.cpu()].permute(0, 3, 1, 2)
@@ -148,7 +217,7 @@ def reconstruction_figure(
 
 class ReconstructionFigureHandler:
     """Saves a figure of ``num_images`` validation images spread evenly over the evaluated set (original,
-    reconstruction, error, code maps per level) at the end of every evaluator epoch, as PNG under ``output_dir`` and, when a TensorBoard ``summary_writer``
+    reconstruction, error, top-only reconstruction, code maps per level) at the end of every evaluator epoch, as PNG under ``output_dir`` and, when a TensorBoard ``summary_writer``
     is given, as an image in TensorBoard. 2D images only (3D volumes are skipped with one warning).
 
     Args:
@@ -213,8 +282,12 @@ class ReconstructionFigureHandler:
             return None
         vqvae = unwrap(self.network)
         device = next(vqvae.parameters()).device
-        indices = [i.cpu() for i in vqvae.index_quantize(images.to(device))]
-        figure = reconstruction_figure(images, torch.cat(self._reconstructions), indices, list(vqvae.num_embeddings))
+        with torch.no_grad():
+            indices = vqvae.index_quantize(images.to(device))
+            top_only = vqvae.decode_top(indices[0]).cpu() if vqvae.num_levels > 1 else None
+        figure = reconstruction_figure(
+            images, torch.cat(self._reconstructions), [i.cpu() for i in indices], list(vqvae.num_embeddings), top_only
+        )
         epoch = self.global_epoch_transform(engine.state.epoch)
         if self.summary_writer is not None:
             self.summary_writer.add_image(self.tag, figure, global_step=epoch, dataformats="HWC")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from monai.networks.layers import Act, Conv, get_act_layer
 from monai.utils import ensure_tuple_rep
 from torch import nn
@@ -83,6 +84,13 @@ class VQVAE2(nn.Module):
         output_act: optional activation on the reconstruction, e.g. ``"sigmoid"`` for images in [0, 1].
         use_checkpointing: recompute encoder/decoder activations in the backward pass to save memory.
         ddp_sync: synchronise codebook statistics across DDP ranks.
+        top_reconstruction_weight: weight of the *top-only reconstruction*: a decoder of the coarsest level alone
+            (:attr:`top_decoder`) reconstructs the image, and its mean squared error joins the latent loss returned
+            by :meth:`forward` in training. With 0 the top codes are detached for it: the top-only decoder is a
+            probe that reads what the top level carries without shaping it (:meth:`decode_top`). Above 0 the error
+            also flows into the encoder, so the top level must carry the coarse anatomy on its own instead of
+            leaving it all to the finer levels — the usual VQ-VAE-2 failure on brain MRI, where one top code covers
+            the whole brain and top-level samples carry no anatomy. Ignored when ``num_levels == 1``.
 
     Example::
 
@@ -115,6 +123,7 @@ class VQVAE2(nn.Module):
         output_act: str | tuple | None = None,
         use_checkpointing: bool = False,
         ddp_sync: bool = True,
+        top_reconstruction_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -133,6 +142,8 @@ class VQVAE2(nn.Module):
             )
         for factor in downsample_factors:
             num_halvings(factor, "entry of `downsample_factors`")
+        if not top_reconstruction_weight >= 0:
+            raise ValueError(f"`top_reconstruction_weight` must be >= 0, got {top_reconstruction_weight}.")
 
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
@@ -145,6 +156,7 @@ class VQVAE2(nn.Module):
         self.num_embeddings = _per_level(num_embeddings, num_levels, "num_embeddings")
         self.embedding_dim = _per_level(embedding_dim, num_levels, "embedding_dim")
         self.use_checkpointing = use_checkpointing
+        self.top_reconstruction_weight = float(top_reconstruction_weight)
         conv = Conv[Conv.CONV, spatial_dims]
         conv_transpose = Conv[Conv.CONVTRANS, spatial_dims]
         bottom = num_levels - 1
@@ -222,6 +234,21 @@ class VQVAE2(nn.Module):
             self.num_res_layers[bottom],
             self.num_res_channels[bottom],
             act,
+        )
+        # the image from the coarsest level alone: a probe of what the top carries, or a loss that makes it carry more
+        self.top_decoder = (
+            UpsampleDecoder(
+                spatial_dims,
+                self.embedding_dim[0],
+                out_channels,
+                self.channels[0],
+                math.prod(downsample_factors),
+                self.num_res_layers[0],
+                self.num_res_channels[0],
+                act,
+            )
+            if num_levels > 1
+            else None
         )
         self.output_act = get_act_layer(output_act) if output_act is not None else nn.Identity()
 
@@ -330,14 +357,22 @@ class VQVAE2(nn.Module):
             images: ``(B, in_channels, *spatial)``, spatial sizes multiples of :attr:`total_downsampling`.
 
         Returns:
-            ``(reconstruction, quantization_loss)``: ``(B, out_channels, *spatial)`` and a scalar (sum over levels).
+            ``(reconstruction, quantization_loss)``: ``(B, out_channels, *spatial)`` and a scalar: the commitment
+            losses summed over levels, plus in training the top-only reconstruction error (see
+            ``top_reconstruction_weight``).
 
         Raises:
             ValueError: wrong dimensionality, channel count, or a spatial size that is not a multiple of
                 :attr:`total_downsampling`.
         """
         encoding = self._encode(images, update=True)
-        return self.decode(encoding.quantized), encoding.quantization_loss
+        loss = encoding.quantization_loss
+        if self.training and self.top_decoder is not None:
+            shaping = self.top_reconstruction_weight > 0  # else a probe: only the top decoder learns from the error
+            top = encoding.quantized[0] if shaping else encoding.quantized[0].detach()
+            error = F.mse_loss(self.output_act(self._run(self.top_decoder, top)), images)
+            loss = loss + (self.top_reconstruction_weight if shaping else 1.0) * error
+        return self.decode(encoding.quantized), loss
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """The reconstruction alone (what :class:`~monai_vqvae2.networks.VQVAE2Reconstructor` exports)."""
@@ -368,6 +403,23 @@ class VQVAE2(nn.Module):
                 )
             quantized.append(quantizer.embed(level_indices.long()))
         return quantized
+
+    def decode_top(self, indices_top: torch.Tensor) -> torch.Tensor:
+        """The top-only reconstruction: decode the coarsest level's indices alone with :attr:`top_decoder`.
+
+        Args:
+            indices_top: ``(B, *latent_shape[0])`` top-level indices.
+
+        Returns:
+            ``(B, out_channels, *spatial)``: what the top level carries of the image.
+
+        Raises:
+            ValueError: the network has a single level (nothing finer to leave out).
+        """
+        if self.top_decoder is None:
+            raise ValueError("`decode_top` needs num_levels >= 2: a one-level VQVAE2 has no top-only decoder.")
+        top = self.quantizers[0].embed(indices_top.long())
+        return self.output_act(self._run(self.top_decoder, top))
 
     def decode_samples(self, indices: Sequence[torch.Tensor]) -> torch.Tensor:
         """Decode code indices (e.g. sampled by a prior), coarsest first, to images ``(B, out_channels, *spatial)``."""

@@ -16,6 +16,7 @@ from PIL import Image
 from monai_vqvae2.engines import (
     CheckpointHandler,
     CodebookUsageHandler,
+    HierarchyProbeHandler,
     MetricsJSONWriter,
     NonFiniteLossHandler,
     ReconstructionBatch,
@@ -151,7 +152,7 @@ def test_metrics_json_and_figure_handlers_write_files(tmp_path):
     assert record["epoch"] == 7 and record["split"] == "validation"
     assert math.isclose(record["metrics"]["ssim"], evaluator.state.metrics["ssim"])
     figure = np.asarray(Image.open(tmp_path / "reconstructions_epoch7.png"))
-    assert figure.shape == (5 * 32, 5 * 32, 3)  # rows: image, reconstruction, error, 2 code maps
+    assert figure.shape == (6 * 32, 5 * 32, 3)  # rows: image, reconstruction, error, top-only, 2 code maps
     assert not list(tmp_path.glob("*.tmp"))
 
 
@@ -215,3 +216,34 @@ def test_non_finite_loss_stops_training_naming_the_iteration_and_keeps_the_last_
         trainer.run()
     kept = torch.load(tmp_path / "latest.pt", weights_only=True)
     assert dict(kept["trainer"])["iteration"] == 2 and torch.isfinite(kept["network"]["weight"])
+
+
+def test_hierarchy_probe_reports_top_only_scores_and_in_brain_code_statistics():
+    network = VQVAE2(2, 1, 1, **TINY)
+    network(torch.rand(4, 1, 32, 32))  # initialise the codebooks
+    images = torch.zeros(4, 1, 32, 32)
+    images[:, :, 8:24, 8:24] = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(0)) + 0.1
+    evaluator = VQVAE2Evaluator(
+        "cpu",
+        DataLoader(Dataset([{"image": i} for i in images]), batch_size=2),
+        network,
+        val_handlers=[HierarchyProbeHandler(network)],
+    )
+    evaluator.run()
+    metrics = evaluator.state.metrics
+    network.eval()
+    with torch.no_grad():
+        indices = network.index_quantize(images)
+        top_only = network.decode_top(indices[0]).clamp(0, 1)
+    expected = float(SSIMMetric(spatial_dims=2, data_range=1.0)(top_only, images).mean())
+    assert math.isclose(metrics["top_only_ssim"], expected, rel_tol=1e-5)
+    assert 0 <= metrics["top_only_brain_ssim"] <= 1
+    # the brain covers the middle 2x2 of the 4x4 top map and the middle 4x4 of the 8x8 bottom map
+    for name, level, positions in (("top", 0, (slice(1, 3),) * 2), ("bottom", 1, (slice(2, 6),) * 2)):
+        codes = indices[level][(slice(None), *positions)].flatten()
+        assert metrics[f"brain_distinct_{name}"] == len(codes.unique())
+        counts = torch.bincount(codes, minlength=16).double()
+        probabilities = counts[counts > 0] / counts.sum()
+        assert math.isclose(
+            metrics[f"brain_perplexity_{name}"], float(2 ** -(probabilities * probabilities.log2()).sum()), rel_tol=1e-9
+        )

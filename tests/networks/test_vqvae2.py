@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -254,3 +256,51 @@ def test_restart_keeps_codebooks_alive_where_plain_ema_collapses():
     assert plain_usage == [1 / 128, 1 / 128]
     assert usage[0] >= 0.8 and usage[1] >= 0.6
     assert mse < plain_mse / 3
+
+
+class Zeros(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros(x.shape[0], 1, *(s * 8 for s in x.shape[2:]))
+
+
+def encoder_gradients(net: VQVAE2, images: torch.Tensor) -> list[torch.Tensor]:
+    _, latent_loss = net(images)
+    parameters = list(net.encoders.parameters())
+    gradients = torch.autograd.grad(latent_loss, parameters, allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for g, p in zip(gradients, parameters)]
+
+
+@pytest.mark.parametrize("weight,shapes_the_encoder", [(0.0, False), (1.0, True)])
+def test_top_only_reconstruction_is_a_probe_at_weight_zero_and_a_loss_above(weight, shapes_the_encoder):
+    images = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    net = tiny_net(top_reconstruction_weight=weight)
+    net(images)  # k-means initialisation of the codebooks
+    without_top_decoder = copy.deepcopy(net)
+    without_top_decoder.top_decoder = Zeros()  # changes the top-only error, not the codebooks or the encoding
+    same = [
+        torch.equal(a, b)
+        for a, b in zip(encoder_gradients(copy.deepcopy(net), images), encoder_gradients(without_top_decoder, images))
+    ]
+    assert all(same) is not shapes_the_encoder
+    net.eval()
+    indices = net.index_quantize(images)
+    with torch.no_grad():
+        _, eval_loss = net(images)
+        top_only = net.decode_top(indices[0])
+    assert top_only.shape == (4, 1, 32, 32)
+    assert torch.equal(eval_loss, net._encode(images, update=False).quantization_loss)  # no top term in evaluation
+
+
+def test_top_decoder_learns_from_the_top_error_even_as_a_probe():
+    net = tiny_net()
+    images = torch.rand(2, 1, 32, 32)
+    _, latent_loss = net(images)
+    latent_loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.top_decoder.parameters())
+
+
+def test_decode_top_and_weight_errors():
+    with pytest.raises(ValueError, match=r"`decode_top` needs num_levels >= 2"):
+        tiny_net(num_levels=1).decode_top(torch.zeros(1, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"`top_reconstruction_weight` must be >= 0, got -1"):
+        tiny_net(top_reconstruction_weight=-1)
