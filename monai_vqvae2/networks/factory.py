@@ -14,6 +14,7 @@ def prior_for_level(
     vqvae: VQVAE2,
     level: int,
     top_attention_every: int = 4,
+    finer_attention_every: int = 0,
     num_scalars: int = 0,
     num_classes: int = 0,
     **prior_kwargs: Any,
@@ -25,8 +26,9 @@ def prior_for_level(
     Args:
         vqvae: the autoencoder whose codes the prior models.
         level: level index, coarsest first.
-        top_attention_every: ``attention_every`` of the top prior (PixelSNAIL-style attention); finer levels, whose
-            maps are larger and conditioned on the coarser codes, use none.
+        top_attention_every: ``attention_every`` of the top prior (PixelSNAIL-style causal attention).
+        finer_attention_every: ``attention_every`` of the finer levels' priors; with attention every position sees
+            the whole map above and left of it, not only a convolutional neighbourhood; 0 disables.
         num_scalars: global scalar conditions (1 for the normalised slice position).
         num_classes: global class labels.
         prior_kwargs: any other :class:`PixelCNNPrior` argument (``channels``, ``num_layers``, ``kernel_size``,
@@ -43,7 +45,7 @@ def prior_for_level(
     return PixelCNNPrior(
         spatial_dims=vqvae.spatial_dims,
         num_embeddings=vqvae.num_embeddings[level],
-        attention_every=top_attention_every if level == 0 else 0,
+        attention_every=top_attention_every if level == 0 else finer_attention_every,
         condition_num_embeddings=vqvae.num_embeddings[level - 1] if level > 0 else None,
         condition_upsample=vqvae.downsample_factors[level - 1] if level > 0 else 2,
         num_scalars=num_scalars,

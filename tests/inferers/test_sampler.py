@@ -12,7 +12,9 @@ TOP_CODES, BOTTOM_CODES = 12, 16
 PRIOR = {"spatial_dims": 2, "channels": 16, "num_layers": 3, "kernel_size": 3}
 
 
-def build(num_classes: int = 0, num_scalars: int = 0, top_attention: int = 2) -> tuple[VQVAE2, list[PixelCNNPrior]]:
+def build(
+    num_classes: int = 0, num_scalars: int = 0, top_attention: int = 2, bottom_attention: int = 0
+) -> tuple[VQVAE2, list[PixelCNNPrior]]:
     torch.manual_seed(0)
     vqvae = VQVAE2(
         2,
@@ -29,7 +31,12 @@ def build(num_classes: int = 0, num_scalars: int = 0, top_attention: int = 2) ->
         num_embeddings=TOP_CODES, attention_every=top_attention, num_heads=2, **PRIOR, **global_conditions
     )
     bottom = PixelCNNPrior(
-        num_embeddings=BOTTOM_CODES, condition_num_embeddings=TOP_CODES, condition_upsample=2, **PRIOR
+        num_embeddings=BOTTOM_CODES,
+        condition_num_embeddings=TOP_CODES,
+        condition_upsample=2,
+        attention_every=bottom_attention,
+        num_heads=2,
+        **PRIOR,
     )
     return vqvae, [top, bottom]
 
@@ -47,6 +54,7 @@ def assert_same_codes(first: SampleOutput, second: SampleOutput) -> None:
         ({}, {"temperature": 0.7, "top_k": 5}),
         ({"num_classes": 3, "num_scalars": 1}, {"labels": torch.tensor([0, 2, 1]), "scalars": 0.25}),
         ({"num_classes": 3, "num_scalars": 2}, {"labels": 1, "scalars": torch.rand(3, 2), "temperature": 1.5}),
+        ({"num_scalars": 1, "bottom_attention": 1}, {"scalars": 0.5}),  # a bottom prior that sees its whole map
     ],
 )
 def test_fast_sampling_gives_exactly_the_naive_codes(conditions, options):

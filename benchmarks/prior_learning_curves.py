@@ -1,0 +1,178 @@
+"""Prior learning curves: held-out bits per code position against training steps, for prior sizes and optimisation
+settings, on the code maps of a trained run (``<output_dir>/codes/train.npz`` and ``validation.npz``, written by the
+prior stage).
+
+Every variant trains the prior of one level from the same seed on the same batches and is evaluated on every held-out
+map every ``--eval-every`` steps, so the curves compare settings at equal steps, which is what a short (CPU or demo)
+budget cares about. The table gives bits/code at the demo budget (``--budget`` steps) and at the end of the run.
+
+Usage::
+
+    python benchmarks/prior_learning_curves.py --codes-dir outputs/demo/codes --level bottom --steps 1160 \\
+        --budget 290 --variants demo attention attention_cosine --output benchmarks/results/prior_curves_bottom.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from monai_vqvae2.data import CodeDataset
+from monai_vqvae2.io import atomic_write_json
+from monai_vqvae2.networks import PixelCNNPrior
+
+#: the demo's priors (bundle/configs/demo.yaml) and what each variant changes: "prior" goes to the PixelCNNPrior,
+#: the rest is optimisation (learning rate, batch, linear warm-up steps, cosine decay to the end of the run)
+DEMO = {"prior": {"channels": 32, "num_layers": 6, "kernel_size": 5, "num_heads": 4, "dropout": 0.0}}
+DEMO_OPTIMISATION = {"learning_rate": 1e-3, "batch_size": 16, "warmup": 0, "cosine": False}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "demo": {},
+    "attention": {"attention_every": 3},
+    "cosine": {"warmup": 30, "cosine": True, "learning_rate": 2e-3},
+    "attention_cosine": {"attention_every": 3, "warmup": 30, "cosine": True, "learning_rate": 2e-3},
+    "wide": {"channels": 64},
+}
+
+
+def build(variant: str, level: int, train: CodeDataset) -> tuple[PixelCNNPrior, dict[str, Any]]:
+    settings = {**DEMO["prior"], **DEMO_OPTIMISATION, **VARIANTS[variant]}
+    if level == 0 and "attention_every" not in VARIANTS[variant]:
+        settings["attention_every"] = 4  # the top prior always has attention (prior_for_level's default)
+    codebooks = train.settings["num_embeddings"]  # per level, coarsest first, as extract_codes records them
+    conditioned = train.condition is not None
+    prior = PixelCNNPrior(
+        spatial_dims=2,
+        num_embeddings=codebooks[level],
+        channels=settings["channels"],
+        num_layers=settings["num_layers"],
+        kernel_size=settings["kernel_size"],
+        num_heads=settings["num_heads"],
+        dropout=settings["dropout"],
+        attention_every=settings.get("attention_every", 0),
+        condition_num_embeddings=codebooks[level - 1] if conditioned else None,
+        condition_upsample=train.indices.shape[-1] // train.condition.shape[-1] if conditioned else 2,
+        num_scalars=1,
+    )
+    return prior, settings
+
+
+def learning_rate(step: int, steps: int, settings: dict[str, Any]) -> float:
+    base = settings["learning_rate"]
+    if step < settings["warmup"]:
+        return base * (step + 1) / settings["warmup"]
+    if settings["cosine"]:
+        progress = (step - settings["warmup"]) / max(steps - settings["warmup"], 1)
+        return base * 0.5 * (1 + math.cos(math.pi * progress))
+    return base
+
+
+def batch_of(dataset: CodeDataset, index: torch.Tensor) -> dict[str, torch.Tensor]:
+    kwargs = {"scalars": dataset.slice_position[index, None]}
+    if dataset.condition is not None:
+        kwargs["condition"] = dataset.condition[index]
+    return {"indices": dataset.indices[index], **kwargs}
+
+
+@torch.no_grad()
+def bits_per_code(prior: PixelCNNPrior, dataset: CodeDataset, batch_size: int = 64) -> float:
+    prior.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(dataset), batch_size):
+        batch = batch_of(dataset, torch.arange(start, min(start + batch_size, len(dataset))))
+        indices = batch.pop("indices")
+        logits = prior(indices, **batch)
+        total += float(F.cross_entropy(logits, indices, reduction="sum")) / math.log(2)
+        count += indices.numel()
+    prior.train()
+    return total / count
+
+
+def run(variant: str, level: int, train: CodeDataset, validation: CodeDataset, args) -> dict[str, Any]:
+    torch.manual_seed(0)
+    prior, settings = build(variant, level, train)
+    optimizer = torch.optim.Adam(prior.parameters(), lr=settings["learning_rate"])
+    generator = torch.Generator().manual_seed(0)
+    curve = [{"step": 0, "bits": bits_per_code(prior, validation)}]
+    start = time.perf_counter()
+    prior.train()
+    for step in range(args.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args.steps, settings)
+        batch = batch_of(train, torch.randint(len(train), (settings["batch_size"],), generator=generator))
+        indices = batch.pop("indices")
+        loss = F.cross_entropy(prior(indices, **batch), indices)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+            curve.append(
+                {"step": step + 1, "bits": bits_per_code(prior, validation), "seconds": time.perf_counter() - start}
+            )
+            print(f"{variant:<18} step {step + 1:>5}  {curve[-1]['bits']:.3f} bits/code", flush=True)
+    at_budget = min(curve, key=lambda point: abs(point["step"] - args.budget))
+    return {
+        "variant": variant,
+        "settings": settings,
+        "parameters": sum(p.numel() for p in prior.parameters()),
+        "bits_at_budget": at_budget["bits"],
+        "budget_step": at_budget["step"],
+        "bits_final": curve[-1]["bits"],
+        "seconds": time.perf_counter() - start,
+        "curve": curve,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--codes-dir", type=Path, required=True)
+    parser.add_argument("--level", choices=["top", "bottom"], default="bottom")
+    parser.add_argument("--variants", nargs="+", default=["demo", "attention"], choices=sorted(VARIANTS))
+    parser.add_argument("--steps", type=int, default=1160)
+    parser.add_argument("--budget", type=int, default=290, help="steps of the demo budget (5 epochs of batch 16)")
+    parser.add_argument("--eval-every", type=int, default=145)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--output", type=Path, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    level = {"top": 0, "bottom": 1}[args.level]
+    train = CodeDataset(args.codes_dir / "train.npz", level=level)
+    validation = CodeDataset(args.codes_dir / "validation.npz", level=level)
+    results = [run(variant, level, train, validation, args) for variant in args.variants]
+
+    print(
+        f"\n{args.level} prior, {tuple(train.indices.shape[1:])} maps, {len(train)} train / {len(validation)} held-out"
+    )
+    print(
+        f"{'variant':<18}{'parameters':>12}{'bits @ ' + str(args.budget):>14}{'bits @ ' + str(args.steps):>14}{'s':>8}"
+    )
+    for row in results:
+        print(
+            f"{row['variant']:<18}{row['parameters']:>12,}{row['bits_at_budget']:>14.3f}{row['bits_final']:>14.3f}"
+            f"{row['seconds']:>8.0f}"
+        )
+    output = args.output or Path(f"benchmarks/results/prior_curves_{args.level}.json")
+    record = {
+        "benchmark": "prior_learning_curves",
+        "level": args.level,
+        "steps": args.steps,
+        "budget": args.budget,
+        "train_maps": len(train),
+        "validation_maps": len(validation),
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+        "results": results,
+    }
+    atomic_write_json(output, json.loads(json.dumps(record, default=float)))
+
+
+if __name__ == "__main__":
+    main()
