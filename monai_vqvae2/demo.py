@@ -105,24 +105,26 @@ def run_demo(
 
 
 def _quality_summary(quality: dict[str, Any]) -> dict[str, Any]:
-    """The headline numbers of a ``quality.json`` (samples, and real test slices as the reference)."""
+    """The headline numbers of a ``quality.json``, all positions pooled: each measure for the samples and, as
+    ``*_real``, for the real reference (real slices of held-out subjects at the same positions, scored the same way)."""
     if not quality:
         return {}
-    realism, diversity, memorisation = quality["realism"], quality["diversity"], quality["memorisation"]
-    reference = realism.get("reference_real_halves") or {}
-    real_memorisation = memorisation.get("reference_real_test") or {}
-    return {
-        "num_samples": quality["counts"]["samples"],
-        "frechet_distance": realism["frechet_distance"],
-        "frechet_distance_real_halves": reference.get("frechet_distance"),
-        "mmd2": realism["mmd2"],
-        "mmd2_real_halves": reference.get("mmd2"),
-        "pairwise_ms_ssim_samples": diversity["samples"]["mean"],
-        "pairwise_ms_ssim_real": diversity["real"]["mean"],
-        "nearest_training_ssim_median": memorisation["samples"]["median"],
-        "nearest_training_ssim_median_real_test": (real_memorisation.get("distribution") or {}).get("median"),
-        "num_near_copies": memorisation["num_near_copies"],
-    }
+    overall = quality["overall"]
+    summary: dict[str, Any] = {"num_samples": quality["counts"]["samples"]}
+    for key, name in (
+        ("frechet_distance_encoder", "frechet_distance"),
+        ("mmd2_encoder", "mmd2"),
+        ("frechet_distance_random_cnn", "frechet_distance_random_cnn"),
+        ("intensity_wasserstein", "intensity_wasserstein"),
+    ):
+        summary[name], summary[f"{name}_real"] = overall[key]["samples"], overall[key]["real"]
+    summary["pairwise_ms_ssim_samples"] = overall["pairwise_ms_ssim"]["samples"]["mean"]
+    summary["pairwise_ms_ssim_real"] = overall["pairwise_ms_ssim"]["real"]["mean"]
+    summary["nearest_training_ssim_median"] = overall["nearest_training_ssim"]["samples"]["median"]
+    summary["nearest_training_ssim_median_real"] = overall["nearest_training_ssim"]["real"]["median"]
+    summary["num_near_copies"] = overall["near_copies"]["samples"]
+    summary["num_near_copies_real"] = overall["near_copies"]["real"]
+    return summary
 
 
 def main() -> None:
@@ -155,20 +157,33 @@ def main() -> None:
         )
     quality = summary.get("quality") or {}
     if quality:
-        print(f"\nQuality of {quality['num_samples']} samples (reference: real test slices; see quality/report.md):")
+        print(
+            f"\nQuality of {quality['num_samples']} samples (real: held-out subjects' slices at the same positions, "
+            "scored the same way; see quality/report.md):"
+        )
         for label, ours, real in (
-            ("Frechet distance (encoder features)", "frechet_distance", "frechet_distance_real_halves"),
-            ("MMD^2 (encoder features)", "mmd2", "mmd2_real_halves"),
+            ("Frechet distance (encoder features)", "frechet_distance", "frechet_distance_real"),
+            (
+                "Frechet distance (random-CNN features)",
+                "frechet_distance_random_cnn",
+                "frechet_distance_random_cnn_real",
+            ),
+            ("in-brain intensity Wasserstein", "intensity_wasserstein", "intensity_wasserstein_real"),
             ("mean pairwise MS-SSIM", "pairwise_ms_ssim_samples", "pairwise_ms_ssim_real"),
             (
                 "median SSIM to nearest training slice",
                 "nearest_training_ssim_median",
-                "nearest_training_ssim_median_real_test",
+                "nearest_training_ssim_median_real",
             ),
         ):
-            reference = quality.get(real)
-            print(f"  {label:<40}{quality[ours]:>9.3g}   real: {'-' if reference is None else f'{reference:.3g}'}")
-        print(f"  near-copies of training slices: {quality['num_near_copies']}")
+            value, reference = (quality.get(key) for key in (ours, real))
+            print(
+                f"  {label:<40}{'-' if value is None else f'{value:.3g}':>9}   "
+                f"real: {'-' if reference is None else f'{reference:.3g}'}"
+            )
+        print(
+            f"  near-copies of training slices: {quality['num_near_copies']}   real: {quality['num_near_copies_real']}"
+        )
     folders = ", ".join(sorted(f"{p.name}/" for p in Path(args.output_dir).iterdir() if p.is_dir()))
     print(f"\nOutputs in {Path(args.output_dir).resolve()}: {folders}")
 

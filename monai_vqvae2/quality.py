@@ -1,20 +1,25 @@
-"""Quality of generated slices: realism, diversity and memorisation, computed the same way on every run.
+"""Quality of generated slices: realism, diversity and memorisation, each beside what real unseen brains score.
 
-Every number compares the samples with real slices of a fixed split (test slices for realism and diversity, training
-slices for memorisation) and every subset is drawn with a seeded generator, so the same inputs always give the same
-report. What each number means and how to read it: ``bundle/docs/quality.md``.
+The yardstick is the **real reference**: real slices of held-out (test split) subjects at the samples' slice
+positions, as many as there are samples, scored against the training slices exactly the way the samples are. A
+generator whose samples are distributed like real brains lands where that reference lands, so every number is read
+against the one beside it. Every subset and pair is drawn with a seeded generator, so the same inputs always give the
+same report. What each number means and how to read it: ``bundle/docs/quality.md``.
 
-- **Feature space** (:func:`encoder_features`): the trained VQ-VAE-2's own encoder. Each level's encoder output
+- **Base**: every set (samples, real reference) is compared with the same training base, a seeded subset of the
+  training slices (per slice position when the samples have positions and ``position_window`` is set).
+- **Encoder features** (:func:`encoder_features`): the trained VQ-VAE-2's own encoder. Each level's encoder output
   (before quantization) is global-average-pooled and the levels are concatenated, coarsest first: ``sum(channels)``
-  numbers per slice. Nothing is downloaded; the numbers are only comparable between reports made with the same
-  autoencoder checkpoint.
-- **Realism**: the Fréchet distance (Heusel et al. 2017, https://arxiv.org/abs/1706.08500) between Gaussians fitted
-  to the real and the sample features (:func:`frechet_distance`), and the squared maximum mean discrepancy (Gretton et
-  al. 2012, https://jmlr.org/papers/v13/gretton12a.html) with an RBF kernel whose bandwidth is the median pairwise
-  distance (:func:`maximum_mean_discrepancy`, :func:`median_bandwidth`).
-- **Diversity** (:func:`pairwise_ms_ssim`): mean MS-SSIM (Wang et al. 2003) over seeded random pairs of samples,
-  beside the same number of pairs of real test slices.
-- **Memorisation** (:func:`nearest_training_ssim`): each sample's SSIM to its most similar training slice, searched
+  numbers per slice; comparable only between reports made with the same autoencoder checkpoint. The Fréchet distance
+  (Heusel et al. 2017, https://arxiv.org/abs/1706.08500; :func:`frechet_distance`) and the squared maximum mean
+  discrepancy (Gretton et al. 2012, https://jmlr.org/papers/v13/gretton12a.html; :func:`maximum_mean_discrepancy`,
+  bandwidth by :func:`median_bandwidth`) are computed there.
+- **Random-CNN features** (:class:`~monai_vqvae2.quality_measures.RandomCNNFeatures`): a seeded, untrained MONAI
+  ResNet, a feature space the generator did not shape; Fréchet distance there.
+- **In-brain intensities** (:func:`~monai_vqvae2.quality_measures.histogram_wasserstein`): the Wasserstein distance
+  between the pooled intensity histograms of the pixels above 0.01.
+- **Diversity** (:func:`pairwise_ms_ssim`): mean MS-SSIM (Wang et al. 2003) over seeded random pairs within a set.
+- **Memorisation** (:func:`nearest_training_ssim`): each slice's SSIM to its most similar training slice, searched
   over the whole training set (candidates pre-selected by pixel distance of small thumbnails).
 
 :func:`quality_report` computes them all and writes ``quality.json``, ``report.md`` and PNG figures atomically.
@@ -42,9 +47,19 @@ from monai_vqvae2.inferers.writer import read_slice_nifti
 from monai_vqvae2.io import atomic_write, atomic_write_json
 from monai_vqvae2.metrics import ms_ssim_weights
 from monai_vqvae2.networks import VQVAE2
+from monai_vqvae2.quality_measures import (
+    FOREGROUND_THRESHOLD,
+    HISTOGRAM_BINS,
+    RANDOM_FEATURE_SPACE,
+    RandomCNNFeatures,
+    foreground_histograms,
+    histogram_wasserstein,
+    stage_scales,
+)
 
 __all__ = [
     "FEATURE_SPACE",
+    "REFERENCE",
     "NearestTraining",
     "SampleFolder",
     "encoder_features",
@@ -60,6 +75,10 @@ __all__ = [
 FEATURE_SPACE = (
     "VQ-VAE-2 encoder features: each level's encoder output (before quantization), global-average-pooled over "
     "space, levels concatenated coarsest first"
+)
+REFERENCE = (
+    "Real reference: real slices of held-out (test) subjects at the same slice positions, as many as there are "
+    "samples, scored against the same training slices exactly like the samples; a perfect generator lands there."
 )
 # MONAI's SSIM window (SSIMMetric / MultiScaleSSIMMetric defaults): Gaussian, 11 pixels, sigma 1.5
 SSIM_KERNEL_SIZE = 11
@@ -354,9 +373,13 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     https://arxiv.org/abs/1706.08500, here on any features):
     ``|mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a S_b)^(1/2))`` with unbiased covariances ``S``.
 
-    ``tr((S_a S_b)^(1/2))`` is the sum of the singular values of ``S_a^(1/2) S_b^(1/2)`` (symmetric square roots by
-    eigendecomposition), which stays exact when the covariances are singular (fewer slices than features): identical
-    sets give 0 to rounding (about 1e-15 relative). Computed in float64; tiny negative rounding is clamped to 0.
+    ``tr((S_a S_b)^(1/2))`` is the sum of the square roots of the eigenvalues of ``S_a S_b``. With ``S = X^T X`` for
+    the centred rows ``X`` divided by ``sqrt(N - 1)``, those eigenvalues are the squared singular values of
+    ``X_a X_b^T``, so when a set has no more rows than features (the usual case per slice position) the trace is the
+    sum of the singular values of that ``(N_a, N_b)`` matrix; otherwise it is the sum of the singular values of
+    ``S_a^(1/2) S_b^(1/2)`` (symmetric square roots by eigendecomposition). Both are exact when the covariances are
+    singular: identical sets give 0 to rounding (about 1e-15 relative). Computed in float64; tiny negative rounding
+    is clamped to 0.
 
     Args:
         features_a: ``(N_a, D)``, ``N_a >= 2``.
@@ -369,12 +392,14 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
         ValueError: not two 2D sets with the same ``D`` and at least two rows each, or non-finite values.
     """
     features_a, features_b = _check_pair(features_a, features_b)
-    size = features_a.shape[1]
     mean_a, mean_b = features_a.mean(0), features_b.mean(0)
-    covariance_a = torch.cov(features_a.T).reshape(size, size)
-    covariance_b = torch.cov(features_b.T).reshape(size, size)
-    trace_sqrt = torch.linalg.svdvals(_psd_sqrt(covariance_a) @ _psd_sqrt(covariance_b)).sum()
-    distance = (mean_a - mean_b).square().sum() + covariance_a.trace() + covariance_b.trace() - 2 * trace_sqrt
+    rows_a = (features_a - mean_a) / math.sqrt(len(features_a) - 1)  # S_a = rows_a^T rows_a
+    rows_b = (features_b - mean_b) / math.sqrt(len(features_b) - 1)
+    if min(len(rows_a), len(rows_b)) <= features_a.shape[1]:
+        trace_sqrt = torch.linalg.svdvals(rows_a @ rows_b.T).sum()
+    else:
+        trace_sqrt = torch.linalg.svdvals(_psd_sqrt(rows_a.T @ rows_a) @ _psd_sqrt(rows_b.T @ rows_b)).sum()
+    distance = (mean_a - mean_b).square().sum() + rows_a.square().sum() + rows_b.square().sum() - 2 * trace_sqrt
     return max(float(distance), 0.0)
 
 
@@ -385,7 +410,7 @@ def _distances(features_a: torch.Tensor, features_b: torch.Tensor) -> Iterator[t
 
 
 def median_bandwidth(
-    features_a: torch.Tensor, features_b: torch.Tensor, max_points: int = 1000, seed: int = 0
+    features_a: torch.Tensor, features_b: torch.Tensor | None = None, max_points: int = 1000, seed: int = 0
 ) -> float:
     """RBF bandwidth by the median heuristic: the median Euclidean distance between distinct points of the pooled
     sets (a seeded subset of ``max_points`` points when they are more). When that median is 0 (mostly repeated
@@ -393,7 +418,7 @@ def median_bandwidth(
 
     Args:
         features_a: ``(N_a, D)``.
-        features_b: ``(N_b, D)``.
+        features_b: ``(N_b, D)``, pooled with ``features_a``; ``None``: ``features_a`` alone.
         max_points: largest pooled set used.
         seed: seed of the subset.
 
@@ -403,10 +428,12 @@ def median_bandwidth(
     Raises:
         ValueError: bad feature sets or ``max_points < 2``.
     """
-    features_a, features_b = _check_pair(features_a, features_b)
+    if features_b is None:
+        pooled = _check_features(features_a, "features_a")
+    else:
+        pooled = torch.cat(_check_pair(features_a, features_b))
     if _positive_int(max_points, "max_points") < 2:
         raise ValueError(f"`max_points` must be >= 2, got {max_points}.")
-    pooled = torch.cat([features_a, features_b])
     if len(pooled) > max_points:
         chosen = np.sort(np.random.default_rng(seed).choice(len(pooled), size=max_points, replace=False))
         pooled = pooled[torch.from_numpy(chosen)]
@@ -732,12 +759,179 @@ def _position_figure(
 
 
 # --------------------------------------------------------------------------------------------------------- report
-def _realism(real_features: torch.Tensor, sample_features: torch.Tensor, bandwidth: float) -> dict[str, float]:
-    return {
-        "frechet_distance": frechet_distance(real_features, sample_features),
-        "mmd2": maximum_mean_discrepancy(real_features, sample_features, bandwidth),
-        "mmd2_unbiased": maximum_mean_discrepancy(real_features, sample_features, bandwidth, unbiased=True),
+_SETS = ("samples", "real")
+_POSITION_TOLERANCE = 1e-9  # a slice exactly `position_window` away from a position is kept despite float rounding
+
+
+class _Group(NamedTuple):
+    """One comparison: sample indices, real reference slices (indices into the real test set) and the training base
+    (indices into the training set), at one slice position (``None``: every position pooled)."""
+
+    position: float | None
+    samples: list[int]
+    real: list[int]
+    base: list[int]
+
+
+def _draw(rng: np.random.Generator, candidates: Sequence[int], count: int | None) -> list[int]:
+    """``count`` of ``candidates`` drawn without replacement (all of them when ``count`` is None or not smaller),
+    sorted."""
+    candidates = [int(i) for i in candidates]
+    if count is None or count >= len(candidates):
+        return sorted(candidates)
+    return sorted(int(i) for i in rng.choice(np.asarray(candidates), size=count, replace=False))
+
+
+def _plan(
+    samples: _Images,
+    real: _Images,
+    training: _Images,
+    sample_positions: Sequence[float] | None,
+    window: float | None,
+    max_base: int | None,
+    seed: int,
+) -> tuple[_Group, list[_Group], dict[str, Any]]:
+    """The slices each comparison uses: overall, and per distinct sample position (3 decimals) when ``window`` is
+    given. At each position the real reference is a seeded draw of as many real test slices within ``window`` as there
+    are samples there, and the training base a seeded draw of at most ``max_base`` training slices within ``window``;
+    overall pools them. Without ``window``: all samples, as many real test slices as samples, ``max_base`` training
+    slices, from anywhere in the brain."""
+    rng = np.random.default_rng(seed)
+    if window is None:
+        overall = _Group(
+            None,
+            list(range(len(samples))),
+            _draw(rng, range(len(real)), len(samples)),
+            _draw(rng, range(len(training)), max_base),
+        )
+        return overall, [], {"position_window": None, "real_test_in_windows": len(real), "training_in_windows": None}
+    if not (math.isfinite(window) and window >= 0):
+        raise ValueError(f"`position_window` must be a number >= 0 or None, got {window!r}.")
+    known = {
+        "the samples'": sample_positions,
+        "the real test slices'": real.positions(),
+        "the training slices'": training.positions(),
     }
+    for what, positions in known.items():
+        if positions is None:
+            raise ValueError(f"`position_window` needs slice positions, but {what} are unknown; set it to None.")
+    real_positions = np.asarray(known["the real test slices'"], dtype=np.float64)
+    training_positions = np.asarray(known["the training slices'"], dtype=np.float64)
+    groups: list[_Group] = []
+    near_real_all: set[int] = set()
+    near_training_all: set[int] = set()
+    for position in sorted({round(p, 3) for p in sample_positions}):
+        members = [i for i, p in enumerate(sample_positions) if round(p, 3) == position]
+        near_real = np.flatnonzero(np.abs(real_positions - position) <= window + _POSITION_TOLERANCE).tolist()
+        near_training = np.flatnonzero(np.abs(training_positions - position) <= window + _POSITION_TOLERANCE).tolist()
+        for name, near, total in (("real test", near_real, len(real)), ("training", near_training, len(training))):
+            if not near:
+                raise ValueError(
+                    f"`position_window` {window:g} keeps no {name} slice (of {total}) near the sample position "
+                    f"{position:g}; widen it or set it to None."
+                )
+        near_real_all.update(near_real)
+        near_training_all.update(near_training)
+        groups.append(
+            _Group(position, members, _draw(rng, near_real, len(members)), _draw(rng, near_training, max_base))
+        )
+    overall = _Group(
+        None,
+        list(range(len(samples))),
+        sorted({i for group in groups for i in group.real}),
+        sorted({i for group in groups for i in group.base}),
+    )
+    for name, kept, total in (("real test", overall.real, len(real)), ("training", overall.base, len(training))):
+        if len(kept) < 2:
+            raise ValueError(
+                f"`position_window` {window:g} keeps {len(kept)} of {total} {name} slices near the sample positions "
+                f"{[g.position for g in groups]}; at least 2 are needed: widen it or set it to None."
+            )
+    selection = {
+        "position_window": window,
+        "real_test_in_windows": len(near_real_all),
+        "training_in_windows": len(near_training_all),
+    }
+    return overall, groups, selection
+
+
+def _random_features(extract: RandomCNNFeatures, source: _Images, batch_size: int) -> torch.Tensor:
+    return torch.cat([extract(batch) for batch in source.batches(batch_size)])
+
+
+def _histograms(source: _Images, batch_size: int) -> torch.Tensor:
+    return torch.cat([foreground_histograms(batch) for batch in source.batches(batch_size)])
+
+
+class _PerSlice(NamedTuple):
+    """Everything computed once per slice, for the samples, the real reference and the training base (rows in the
+    order of the overall group's index lists)."""
+
+    images: dict[str, _Images]  # "samples", "real"
+    encoder: dict[str, torch.Tensor]  # "samples", "real", "base"
+    random_cnn: dict[str, torch.Tensor]
+    histograms: dict[str, torch.Tensor]
+    nearest: dict[str, NearestTraining]  # "samples", "real"
+
+
+def _wasserstein(histograms: torch.Tensor, base: torch.Tensor) -> float | None:
+    """In-brain intensity distance of two pooled histograms; ``None`` when a set has no foreground pixel."""
+    if histograms.sum() <= 0 or base.sum() <= 0:
+        return None
+    return histogram_wasserstein(histograms, base)
+
+
+def _measures(
+    group: _Group,
+    overall: _Group,
+    per_slice: _PerSlice,
+    bandwidth: float,
+    threshold: float,
+    max_pairs: int,
+    seed: int,
+    batch_size: int,
+) -> dict[str, Any]:
+    """Every measure of one comparison, for the samples and the real reference side by side (``{"samples": ...,
+    "real": ...}``), each against the group's training base."""
+    real_row = {index: row for row, index in enumerate(overall.real)}
+    base_row = {index: row for row, index in enumerate(overall.base)}
+    rows = {"samples": torch.as_tensor(group.samples), "real": torch.as_tensor([real_row[i] for i in group.real])}
+    base = torch.as_tensor([base_row[i] for i in group.base])
+    counts = {"samples": len(group.samples), "real": len(group.real), "training_base": len(group.base)}
+    short = [name.replace("_", " ") for name, count in counts.items() if count < 2]
+    if short:
+        return {"counts": counts, "skipped": f"fewer than 2 slices in: {', '.join(short)}"}
+
+    def both(function: Any) -> dict[str, Any]:
+        return {name: function(name, rows[name]) for name in _SETS}
+
+    encoder_base, random_base = per_slice.encoder["base"][base], per_slice.random_cnn["base"][base]
+    histogram_base = per_slice.histograms["base"][base].sum(0)
+    num_pairs = min(max_pairs, *(count * (count - 1) // 2 for count in (counts["samples"], counts["real"])))
+    return {
+        "counts": counts,
+        "frechet_distance_encoder": both(lambda n, r: frechet_distance(encoder_base, per_slice.encoder[n][r])),
+        "mmd2_encoder": both(lambda n, r: maximum_mean_discrepancy(encoder_base, per_slice.encoder[n][r], bandwidth)),
+        "mmd2_unbiased_encoder": both(
+            lambda n, r: maximum_mean_discrepancy(encoder_base, per_slice.encoder[n][r], bandwidth, unbiased=True)
+        ),
+        "frechet_distance_random_cnn": both(lambda n, r: frechet_distance(random_base, per_slice.random_cnn[n][r])),
+        "intensity_wasserstein": both(lambda n, r: _wasserstein(per_slice.histograms[n][r].sum(0), histogram_base)),
+        "pairwise_ms_ssim": {
+            "num_pairs": num_pairs,
+            **both(
+                lambda n, r: _distribution(
+                    pairwise_ms_ssim(per_slice.images[n].subset(r.tolist()), num_pairs, seed, batch_size)
+                )
+            ),
+        },
+        "nearest_training_ssim": both(lambda n, r: _distribution(per_slice.nearest[n].ssim[r])),
+        "near_copies": both(lambda n, r: int((per_slice.nearest[n].ssim[r] >= threshold).sum())),
+    }
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _format(value: Any, digits: int = 4) -> str:
@@ -748,126 +942,146 @@ def _format(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _markdown(report: dict[str, Any]) -> str:
-    realism, diversity, memorisation = report["realism"], report["diversity"], report["memorisation"]
-    halves = realism.get("reference_real_halves") or {}
-    real_memory = memorisation.get("reference_real_test") or {}
-    counts = report["counts"]
-    threshold = memorisation["threshold"]
+def _table(measures: dict[str, Any], threshold: float, with_reading: bool) -> list[str]:
+    """Markdown table of one comparison: a row per measure, samples beside the real reference."""
+    if "skipped" in measures:
+        return [f"Not computed: {measures['skipped']}."]
+    counts = measures["counts"]
+
+    def pair(key: str, field: str | None = None) -> tuple[Any, Any]:
+        values = measures[key]
+        return tuple(values[n] if field is None else values[n][field] for n in _SETS)
+
+    copies = measures["near_copies"]
     rows = [
         (
-            "Fréchet distance (encoder features)",
-            realism["frechet_distance"],
-            halves.get("frechet_distance"),
-            "lower is better",
+            "Fréchet distance, encoder features",
+            *pair("frechet_distance_encoder"),
+            "lower = closer to the training slices",
         ),
-        ("MMD² (RBF, V-statistic)", realism["mmd2"], halves.get("mmd2"), "lower is better; 0 = identical sets"),
+        ("MMD² (RBF, V-statistic), encoder features", *pair("mmd2_encoder"), "lower = closer; 0 = identical sets"),
+        ("MMD² (RBF, unbiased), encoder features", *pair("mmd2_unbiased_encoder"), "about 0 = same distribution"),
         (
-            "MMD² (RBF, unbiased)",
-            realism["mmd2_unbiased"],
-            halves.get("mmd2_unbiased"),
-            "about 0 when samples match real slices",
+            "Fréchet distance, random-CNN features",
+            *pair("frechet_distance_random_cnn"),
+            "lower = closer, in a space no model was fitted to",
         ),
+        ("in-brain intensity Wasserstein distance", *pair("intensity_wasserstein"), "intensity units; lower = closer"),
         (
-            f"mean pairwise {diversity['measure']}",
-            diversity["samples"]["mean"],
-            diversity["real"]["mean"],
-            "close to real is best; higher = less diverse",
+            f"mean pairwise MS-SSIM ({_count(measures['pairwise_ms_ssim']['num_pairs'], 'pair')})",
+            *pair("pairwise_ms_ssim", "mean"),
+            "diversity: higher = less varied",
         ),
         (
             "nearest-training SSIM, median",
-            memorisation["samples"]["median"],
-            (real_memory.get("distribution") or {}).get("median"),
-            "close to real is best; higher = copying",
+            *pair("nearest_training_ssim", "median"),
+            "above the real reference = closer to copying",
         ),
-        (
-            "nearest-training SSIM, max",
-            memorisation["samples"]["max"],
-            (real_memory.get("distribution") or {}).get("max"),
-            "1.0 = an exact training slice",
-        ),
+        ("nearest-training SSIM, max", *pair("nearest_training_ssim", "max"), "1.0 = an exact training slice"),
         (
             f"near-copies (SSIM ≥ {threshold:g})",
-            f"{memorisation['num_near_copies']} / {counts['samples']}",
-            f"{real_memory['num_near_copies']} / {real_memory['count']}" if real_memory else None,
-            "should be 0",
+            f"{copies['samples']} / {counts['samples']}",
+            f"{copies['real']} / {counts['real']}",
+            "should not exceed the real reference",
         ),
     ]
-    weights = ", ".join(f"{w:.3f}" for w in diversity["weights"])
-    selection = report["real_test_selection"]
-    real_test = f"{counts['real_test']} real test slices"
-    if selection["position_window"] is not None:
-        real_test += (
-            f" (those within ±{selection['position_window']:g} of a sample's slice position, of "
-            f"{selection['num_total']})"
+    header = "| measure | samples | real reference |" + (" how to read |" if with_reading else "")
+    lines = [header, "|---|---|---|" + ("---|" if with_reading else "")]
+    for label, samples, real, reading in rows:
+        lines.append(f"| {label} | {_format(samples)} | {_format(real)} |" + (f" {reading} |" if with_reading else ""))
+    return lines
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    counts, selection, threshold = report["counts"], report["selection"], report["memorisation"]["threshold"]
+    window = selection["position_window"]
+    positions = report["sample_positions"]
+    if positions is None:
+        where = "slice positions unknown"
+    else:
+        distinct = sorted({round(p, 3) for p in positions})
+        where = "at slice position" + ("s " if len(distinct) > 1 else " ") + ", ".join(f"{p:g}" for p in distinct)
+    base = f"{counts['training_base']} training slices (of {counts['training']}"
+    if window is None:
+        real = f"{counts['real_reference']} real slices of held-out subjects (of {counts['real_test']} test slices)"
+        base += ")"
+    else:
+        real = (
+            f"{counts['real_reference']} real slices of held-out subjects within ±{window:g} of those positions (of "
+            f"{selection['real_test_in_windows']} there, {counts['real_test']} test slices in all)"
         )
+        base += f"; {selection['training_in_windows']} within ±{window:g})"
     summary = (
-        f"{counts['samples']} samples, {real_test}, {counts['training']} training slices, "
-        f"{report['image_size'][0]}×{report['image_size'][1]} pixels, seed {report['seed']}."
+        f"{counts['samples']} samples {where}; {real}; base: {base}; {report['image_size'][0]}×"
+        f"{report['image_size'][1]} pixels, seed {report['seed']}."
     )
-    references = (
-        "Real references: realism between two seeded halves of the real test slices "
-        f"({halves.get('num_per_half', '–')} each; smaller sets inflate these numbers a little); diversity over the "
-        "same number of pairs of real test slices; memorisation for a seeded subset of real test slices (held-out "
-        "subjects: how close genuinely new slices come to the training set)."
-    )
+    lines = ["# Quality of generated slices", "", summary, "", REFERENCE, "", "## All positions", ""]
+    lines += _table(report["overall"], threshold, with_reading=True)
+    if report["by_position"]:
+        lines += ["", "## By slice position", ""]
+        for entry in report["by_position"]:
+            entry_counts = entry["counts"]
+            lines += [
+                (
+                    f"### Position {entry['position']:g} (±{window:g}): {_count(entry_counts['samples'], 'sample')}, "
+                    f"{_count(entry_counts['real'], 'real reference slice')}, "
+                    f"{_count(entry_counts['training_base'], 'training base slice')}"
+                ),
+                "",
+                *_table(entry, threshold, with_reading=False),
+                "",
+            ]
+        lines.pop()
+    encoder, random_cnn = report["feature_spaces"]["encoder"], report["feature_spaces"]["random_cnn"]
+    diversity, memorisation, histogram = report["diversity"], report["memorisation"], report["histogram"]
+    weights = ", ".join(f"{w:.3f}" for w in diversity["weights"])
     method = [
         (
-            f"- Feature space: {report['feature_space']['description']} ({report['feature_space']['dimension']} "
-            "numbers per slice). Values are comparable only between reports made with the same autoencoder "
-            "checkpoint and the same numbers of slices."
+            "Every measure compares a set (the samples, or the real reference) with the same training base; the real "
+            "reference is what real, unseen brains score, so read each sample value against the value beside it."
+        ),
+        "",
+        (
+            f"- Encoder space: {encoder['description']} ({encoder['dimension']} numbers per slice); comparable "
+            "only between reports made with the same autoencoder checkpoint."
         ),
         (
-            "- Fréchet distance: `‖mu_r - mu_s‖² + tr(S_r) + tr(S_s) - 2 tr((S_r S_s)^½)` between Gaussians fitted "
-            "to the real test and the sample features."
+            f"- Independent space: {random_cnn['description']} ({random_cnn['dimension']} numbers per slice, seed "
+            f"{random_cnn['seed']}, weights SHA-256 `{random_cnn['digest'][:16]}…`); no model was fitted in this space."
         ),
         (
-            f"- MMD²: RBF kernel `exp(-d² / (2σ²))`, σ = {_format(realism['bandwidth'])} (median pairwise distance "
-            "of the pooled features); V-statistic (never negative, 0 for identical sets) and unbiased U-statistic."
+            "- Fréchet distance: `‖mu_b - mu_x‖² + tr(S_b) + tr(S_x) - 2 tr((S_b S_x)^½)` between Gaussians fitted to "
+            "the training base (b) and the set (x). It grows as sets shrink, which is why the real reference has as "
+            "many slices as the samples."
         ),
         (
-            f"- Diversity: mean {diversity['measure']} (MONAI `MultiScaleSSIMMetric`, weights {weights}) over "
-            f"{diversity['num_pairs']} seeded random pairs of samples, and as many pairs of real test slices."
+            f"- MMD²: RBF kernel `exp(-d² / (2σ²))`, σ = {_format(report['mmd_bandwidth'])} (median pairwise distance "
+            "of the training base's encoder features); V-statistic and unbiased U-statistic."
         ),
         (
-            "- Memorisation: SSIM (MONAI `SSIMMetric`) of each sample to its nearest training slice; candidates are "
-            f"the {memorisation['num_candidates']} training slices nearest in {memorisation['candidate_size']}-pixel "
-            "thumbnail distance, searched over the whole training set. Exact copies are always found."
+            "- In-brain intensity distance: 1-D Wasserstein distance between the pooled histograms "
+            f"({histogram['bins']} bins on [0, 1]) of the pixels above {histogram['foreground_threshold']:g}."
+        ),
+        (
+            f"- Diversity: mean {diversity['measure']} (MONAI `MultiScaleSSIMMetric`, weights {weights}) over seeded "
+            "random pairs within the set, as many pairs for the samples as for the real reference."
+        ),
+        (
+            "- Memorisation: SSIM (MONAI `SSIMMetric`) of each slice to its nearest slice of the whole training set; "
+            f"candidates are the {memorisation['num_candidates']} training slices nearest in "
+            f"{memorisation['candidate_size']}-pixel thumbnail distance. Exact copies are always found."
         ),
     ]
     figure = (
         f"- [Samples beside their nearest training slices]({report['figures']['nearest_neighbours']}) (most "
         "similar first; the number is the SSIM, red for near-copies)"
     )
-    lines = ["# Quality of generated slices", "", summary, "", "| quantity | samples | real reference | how to read |"]
-    lines.append("|---|---|---|---|")
-    lines += [
-        f"| {name} | {_format(value)} | {_format(reference)} | {reading} |" for name, value, reference, reading in rows
-    ]
-    lines += ["", references, "", "## How these were computed", "", *method, "", "## Figures", "", figure]
+    lines += ["", "## How these were computed", "", *method, "", "## Figures", "", figure]
     if report["figures"].get("by_position"):
         lines.append(f"- [Samples by slice position]({report['figures']['by_position']})")
     else:
         lines.append("- Samples by slice position: not drawn (the samples' slice positions are unknown)")
     return "\n".join(lines) + "\n"
-
-
-def _select_by_position(real: _Images, sample_positions: Sequence[float] | None, window: float) -> _Images:
-    """The real test slices within ``window`` of a sample position."""
-    if not (math.isfinite(window) and window >= 0):
-        raise ValueError(f"`position_window` must be a number >= 0 or None, got {window!r}.")
-    real_positions = real.positions()
-    if sample_positions is None or real_positions is None:
-        missing = "the samples'" if sample_positions is None else "the real test slices'"
-        raise ValueError(f"`position_window` needs slice positions, but {missing} are unknown; set it to None.")
-    targets = np.asarray(sample_positions, dtype=np.float64)
-    kept = [i for i, p in enumerate(real_positions) if np.abs(targets - p).min() <= window]
-    if len(kept) < 2:
-        raise ValueError(
-            f"`position_window` {window} keeps {len(kept)} of {len(real)} real test slices (sample positions "
-            f"{sorted(set(np.round(targets, 3).tolist()))}); at least 2 are needed: widen it or set it to None."
-        )
-    return real.subset(kept)
 
 
 def quality_report(
@@ -886,46 +1100,59 @@ def quality_report(
     candidate_size: int = 32,
     max_bandwidth_points: int = 1000,
     num_figure_images: int = 8,
-    with_references: bool = True,
     position_window: float | None = None,
+    max_base_slices: int | None = 2000,
+    feature_seed: int = 0,
 ) -> dict[str, Any]:
-    """Measure generated slices against real ones and write ``quality.json``, ``report.md``,
-    ``nearest_neighbours.png`` and (when slice positions are known) ``samples_by_position.png`` under
-    ``output_dir``, each atomically (``quality.json`` last).
+    """Measure generated slices against the training slices, beside real slices of held-out subjects measured the
+    same way, and write ``quality.json``, ``report.md``, ``nearest_neighbours.png`` and (when slice positions are
+    known) ``samples_by_position.png`` under ``output_dir``, each atomically (``quality.json`` last).
 
-    - realism: Fréchet distance and MMD² (V- and U-statistic, median-heuristic RBF bandwidth) between the real test
-      slices and the samples in the VQ-VAE-2 encoder feature space (:func:`encoder_features`);
-    - diversity: mean pairwise MS-SSIM of the samples and of the real test slices, over the same number of seeded
-      pairs (``min(max_pairs, pairs available in either set)``);
-    - memorisation: distribution of each sample's SSIM to its nearest training slice (:func:`nearest_training_ssim`)
-      and the samples at or above ``near_copy_threshold``;
-    - with ``with_references``, the same numbers for real data: realism between two seeded halves of the real test
-      slices, memorisation of a seeded subset of as many real test slices as there are samples.
+    Two sets are scored, each against the same **training base** (a seeded subset of at most ``max_base_slices``
+    training slices): the samples, and the **real reference**, a seeded draw of as many real test slices (held-out
+    subjects) as there are samples. A generator whose samples are distributed like real brains scores what the real
+    reference scores; every measure is reported for both, side by side:
+
+    - Fréchet distance and MMD² (V- and U-statistic, RBF kernel with the median distance of the base as bandwidth) in
+      the VQ-VAE-2 encoder features (:func:`encoder_features`);
+    - Fréchet distance in the features of a seeded random CNN that no training shaped
+      (:class:`~monai_vqvae2.quality_measures.RandomCNNFeatures`, each stage scaled to total variance 1 over the base
+      by :func:`~monai_vqvae2.quality_measures.stage_scales`);
+    - the Wasserstein distance between the pooled in-brain intensity histograms
+      (:func:`~monai_vqvae2.quality_measures.histogram_wasserstein`);
+    - diversity: MS-SSIM over seeded pairs within the set (as many pairs for both sets);
+    - memorisation: each slice's SSIM to its nearest slice of the **whole** training set (:func:`nearest_training_ssim`)
+      and how many reach ``near_copy_threshold`` (the samples that do are listed).
+
+    With ``position_window``, the measures are computed per distinct sample position (rounded to 3 decimals) and
+    overall: at each position, the real reference and the training base are drawn from the slices within
+    ``position_window`` of it, the reference as large as the samples there; overall pools the positions.
 
     Args:
         vqvae: the trained 2D :class:`~monai_vqvae2.networks.VQVAE2` (possibly wrapped) whose encoder gives the
-            features.
+            encoder features; the random CNN runs on the device of its parameters.
         real_test: real held-out slices: a tensor ``(N, 1, H, W)`` in [0, 1] or a dataset of dicts with an
             ``"image"`` (e.g. ``make_slice_dataset(split["test"], ...)``); at least 2.
         samples: generated slices in the same forms, or a folder written by ``write_samples`` (read with
             :func:`load_sample_folder`); at least 2.
-        training: the training slices, in the same forms (a dataset is read lazily).
+        training: the training slices, in the same forms (a dataset is read lazily); at least 2.
         output_dir: folder of the report files.
         sample_positions: normalised slice position of each sample (0 = inferior, 1 = superior); default: the
             folder's manifest, else the samples dataset's ``"slice_position"``, else unknown (no position figure).
         seed: seed of every subset and pair draw.
         batch_size: slices processed at once.
         max_pairs: most pairs compared per set for diversity.
-        near_copy_threshold: nearest-training SSIM at or above which a sample is flagged as a near-copy.
-        num_candidates: training slices compared by SSIM per sample (see :func:`nearest_training_ssim`).
+        near_copy_threshold: nearest-training SSIM at or above which a slice counts as a near-copy.
+        num_candidates: training slices compared by SSIM per slice (see :func:`nearest_training_ssim`).
         candidate_size: thumbnail side used to pre-select them.
-        max_bandwidth_points: most pooled feature vectors used for the median-heuristic bandwidth.
+        max_bandwidth_points: most base feature vectors used for the median-heuristic bandwidth.
         num_figure_images: samples shown in the nearest-neighbour figure and per row of the position figure.
-        with_references: also compute the real-data references.
-        position_window: when given, only the real test slices whose ``"slice_position"`` lies within this distance
-            of a sample's position are used (realism, diversity and their references): samples drawn at one position
-            are then compared with real slices from that part of the brain rather than with all of it. Needs the
-            positions of the samples and of the real test slices. ``None``: every real test slice.
+        position_window: when given, measure per sample position with the real and training slices whose
+            ``"slice_position"`` lies within this distance of it (needs the positions of the samples, the real test
+            slices and the training slices). ``None``: one comparison with slices from the whole brain.
+        max_base_slices: most training slices in the base (per position with ``position_window``), drawn with
+            ``seed``; ``None``: all of them.
+        feature_seed: seed of the random CNN's weights (the same seed gives the same feature space).
 
     Returns:
         the report as written to ``quality.json``.
@@ -934,7 +1161,7 @@ def quality_report(
         TypeError: inputs of the wrong kind.
         ValueError: bad arguments, images of the wrong shape or range, sets of different image sizes or with fewer
             than two slices, ``sample_positions`` of the wrong length, a ``position_window`` without known positions
-            or that keeps fewer than two real test slices.
+            or that keeps no real test or training slice near a sample position.
         FileNotFoundError: ``samples`` is a folder without ``manifest.json``.
     """
     if not 0.0 < near_copy_threshold <= 1.0:
@@ -946,13 +1173,15 @@ def quality_report(
     num_figure_images = _positive_int(num_figure_images, "num_figure_images")
     if _positive_int(max_bandwidth_points, "max_bandwidth_points") < 2:
         raise ValueError(f"`max_bandwidth_points` must be >= 2, got {max_bandwidth_points}.")
+    if max_base_slices is not None and _positive_int(max_base_slices, "max_base_slices") < 2:
+        raise ValueError(f"`max_base_slices` must be >= 2 or None, got {max_base_slices}.")
     if isinstance(samples, (str, os.PathLike)):
         folder = load_sample_folder(samples)
         samples = folder.images
         sample_positions = folder.positions if sample_positions is None else sample_positions
     real, generated, train = _Images(real_test, "real_test"), _Images(samples, "samples"), _Images(training, "training")
     _same_size([real, generated, train])
-    for images in (real, generated):
+    for images in (real, generated, train):
         if len(images) < 2:
             raise ValueError(f"`{images.name}` needs at least 2 slices, got {len(images)}.")
     if sample_positions is None:
@@ -963,43 +1192,36 @@ def quality_report(
             raise ValueError(
                 f"`sample_positions` needs one position per sample ({len(generated)}), got {len(sample_positions)}."
             )
-    selection: dict[str, Any] = {"position_window": position_window, "num_total": len(real)}
-    if position_window is not None:
-        real = _select_by_position(real, sample_positions, float(position_window))
-    selection["num_selected"] = len(real)
+    window = None if position_window is None else float(position_window)
+    overall, groups, selection = _plan(generated, real, train, sample_positions, window, max_base_slices, seed)
     _ms_ssim_metric(generated.spatial_shape)  # slices too small for MS-SSIM fail here, before any work
     output_dir = Path(output_dir)
     network = unwrap(vqvae)
+    extract = RandomCNNFeatures(feature_seed, device=next(network.parameters()).device)
 
-    # realism
-    real_features = encoder_features(network, real, batch_size)
-    sample_features = encoder_features(network, generated, batch_size)
-    bandwidth = median_bandwidth(real_features, sample_features, max_points=max_bandwidth_points, seed=seed)
-    realism: dict[str, Any] = {**_realism(real_features, sample_features, bandwidth), "bandwidth": bandwidth}
-    realism["reference_real_halves"] = None
-    if with_references and len(real) >= 4:
-        order = torch.from_numpy(np.random.default_rng(seed).permutation(len(real)))
-        half = len(real) // 2
-        first, second = real_features[order[:half]], real_features[order[half : 2 * half]]
-        realism["reference_real_halves"] = {**_realism(first, second, bandwidth), "num_per_half": half}
+    # per-slice quantities, computed once: samples, real reference, training base
+    sets = {"samples": generated, "real": real.subset(overall.real), "base": train.subset(overall.base)}
+    encoder = {name: encoder_features(network, images, batch_size) for name, images in sets.items()}
+    random_cnn = {name: _random_features(extract, images, batch_size) for name, images in sets.items()}
+    scales = stage_scales(random_cnn["base"], extract.stage_channels)
+    random_cnn = {name: features * scales for name, features in random_cnn.items()}
+    thumbnails = _thumbnails(train, candidate_size, batch_size)  # one pass over the whole training set
+    per_slice = _PerSlice(
+        images={name: sets[name] for name in _SETS},
+        encoder=encoder,
+        random_cnn=random_cnn,
+        histograms={name: _histograms(images, batch_size) for name, images in sets.items()},
+        nearest={
+            name: _nearest(sets[name], train, thumbnails, num_candidates, candidate_size, batch_size) for name in _SETS
+        },
+    )
+    bandwidth = median_bandwidth(encoder["base"], max_points=max_bandwidth_points, seed=seed)
 
-    # diversity
-    def pairs(count: int) -> int:
-        return count * (count - 1) // 2
+    def measures(group: _Group) -> dict[str, Any]:
+        return _measures(group, overall, per_slice, bandwidth, near_copy_threshold, max_pairs, seed, batch_size)
 
-    num_pairs = min(max_pairs, pairs(len(generated)), pairs(len(real)))
-    weights = ms_ssim_weights(min(generated.spatial_shape), kernel_size=SSIM_KERNEL_SIZE)
-    diversity = {
-        "measure": "MS-SSIM",
-        "weights": list(weights or ()),
-        "num_pairs": num_pairs,
-        "samples": _distribution(pairwise_ms_ssim(generated, num_pairs, seed=seed, batch_size=batch_size)),
-        "real": _distribution(pairwise_ms_ssim(real, num_pairs, seed=seed, batch_size=batch_size)),
-    }
-
-    # memorisation
-    thumbnails = _thumbnails(train, candidate_size, batch_size)  # one pass over the training set
-    nearest = _nearest(generated, train, thumbnails, num_candidates, candidate_size, batch_size)
+    # memorisation: which samples are near-copies, and of which training slice
+    nearest = per_slice.nearest["samples"]
     flagged = [i for i in range(len(generated)) if float(nearest.ssim[i]) >= near_copy_threshold]
     flagged.sort(key=lambda i: (-float(nearest.ssim[i]), i))
 
@@ -1016,22 +1238,10 @@ def quality_report(
         "threshold": near_copy_threshold,
         "num_candidates": num_candidates,
         "candidate_size": candidate_size,
-        "samples": _distribution(nearest.ssim),
         "num_near_copies": len(flagged),
         "near_copies": [neighbour(i) for i in flagged],
         "nearest": [neighbour(i) for i in range(len(generated))],
-        "reference_real_test": None,
     }
-    if with_references:
-        count = min(len(real), len(generated))
-        chosen = np.sort(np.random.default_rng(seed).choice(len(real), size=count, replace=False)).tolist()
-        real_subset = _Images(real.get(chosen), "real_test")
-        real_nearest = _nearest(real_subset, train, thumbnails, num_candidates, candidate_size, batch_size)
-        memorisation["reference_real_test"] = {
-            "count": count,
-            "distribution": _distribution(real_nearest.ssim),
-            "num_near_copies": int((real_nearest.ssim >= near_copy_threshold).sum()),
-        }
 
     # figures
     by_similarity = sorted(range(len(generated)), key=lambda i: (-float(nearest.ssim[i]), i))
@@ -1046,12 +1256,11 @@ def quality_report(
     )
     if sample_positions is not None:
         figures["by_position"] = "samples_by_position.png"
-        real_positions = real.positions()
         _position_figure(
             generated,
             sample_positions,
             real,
-            real_positions,
+            real.positions(),
             num_figure_images,
             _MAX_POSITION_ROWS,
             output_dir / figures["by_position"],
@@ -1060,15 +1269,37 @@ def quality_report(
     report = {
         "seed": seed,
         "image_size": list(generated.spatial_shape),
-        "counts": {"samples": len(generated), "real_test": len(real), "training": len(train)},
-        "real_test_selection": selection,
-        "feature_space": {
-            "description": FEATURE_SPACE,
-            "dimension": int(real_features.shape[1]),
-            "channels_per_level": list(network.channels),
+        "reference": REFERENCE,
+        "counts": {
+            "samples": len(generated),
+            "real_reference": len(overall.real),
+            "real_test": len(real),
+            "training_base": len(overall.base),
+            "training": len(train),
         },
-        "realism": realism,
-        "diversity": diversity,
+        "selection": {**selection, "max_base_slices": max_base_slices},
+        "feature_spaces": {
+            "encoder": {
+                "description": FEATURE_SPACE,
+                "dimension": int(encoder["base"].shape[1]),
+                "channels_per_level": list(network.channels),
+            },
+            "random_cnn": {
+                "description": RANDOM_FEATURE_SPACE,
+                "dimension": extract.dimension,
+                "stage_channels": list(extract.stage_channels),
+                "seed": feature_seed,
+                "digest": extract.digest,
+            },
+        },
+        "histogram": {"bins": HISTOGRAM_BINS, "foreground_threshold": FOREGROUND_THRESHOLD},
+        "diversity": {
+            "measure": "MS-SSIM",
+            "weights": list(ms_ssim_weights(min(generated.spatial_shape), kernel_size=SSIM_KERNEL_SIZE) or ()),
+        },
+        "mmd_bandwidth": bandwidth,
+        "overall": measures(overall),
+        "by_position": [{"position": group.position, **measures(group)} for group in groups],
         "memorisation": memorisation,
         "sample_positions": sample_positions,
         "figures": figures,
@@ -1077,7 +1308,7 @@ def quality_report(
             "max_pairs": max_pairs,
             "max_bandwidth_points": max_bandwidth_points,
             "num_figure_images": num_figure_images,
-            "with_references": with_references,
+            "feature_seed": feature_seed,
         },
     }
     atomic_write(output_dir / "report.md", lambda temporary: temporary.write_text(_markdown(report), encoding="utf-8"))

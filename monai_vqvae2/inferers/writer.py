@@ -170,11 +170,30 @@ def load_sampler(
     return HierarchicalSampler(vqvae.eval(), priors, spatial_shape=spatial_shape)
 
 
+def _slice_positions(slice_position: float | Sequence[float] | None) -> list[float] | None:
+    """``slice_position`` as a list of normalised positions (``None`` stays ``None``), checked."""
+    if slice_position is None:
+        return None
+    values = [slice_position] if np.ndim(slice_position) == 0 else list(np.asarray(slice_position).reshape(-1))
+    if not values:
+        raise ValueError("`slice_position` must be None, a number in [0, 1] or a non-empty list of them, got [].")
+    positions = []
+    for value in values:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(
+                f"`slice_position` must be None, a number in [0, 1] or a list of them, got {slice_position!r}."
+            )
+        if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+            raise ValueError(f"`slice_position` holds normalised positions in [0, 1], got {float(value)!r}.")
+        positions.append(float(value))
+    return positions
+
+
 def sample_to_folder(
     sampler,
     output_dir: str | os.PathLike,
     num_samples: int,
-    slice_position: float | None = None,
+    slice_position: float | Sequence[float] | None = None,
     temperature: float = 1.0,
     top_k: int | None = None,
     seed: int = 0,
@@ -182,13 +201,19 @@ def sample_to_folder(
     batch_size: int | None = None,
     checkpoints: Sequence[str | os.PathLike] = (),
 ) -> Path:
-    """Sample ``num_samples`` slices with ``sampler`` and write them with :func:`write_samples`.
+    """Sample slices with ``sampler`` and write them with :func:`write_samples`: ``num_samples`` slices at each
+    slice position (``len(slice_position) * num_samples`` in all for a list), or ``num_samples`` unconditioned slices.
+
+    All slices come from one :meth:`~monai_vqvae2.inferers.HierarchicalSampler.sample` call with one scalar condition
+    per sample, positions in the order given: sample ``i`` is at ``slice_position[i // num_samples]``. The manifest
+    records each sample's ``slice_position``.
 
     Args:
         sampler: a :class:`~monai_vqvae2.inferers.HierarchicalSampler`.
         output_dir: destination folder.
-        num_samples: slices to generate.
-        slice_position: normalised axial position (0 = inferior, 1 = superior) for priors conditioned on it.
+        num_samples: slices to generate at each slice position (all of them when ``slice_position`` is None).
+        slice_position: normalised axial position (0 = inferior, 1 = superior) for priors conditioned on it: one
+            number, or a list of them (e.g. ``[0.3, 0.5, 0.7]``); ``None`` for unconditioned priors.
         temperature: softmax temperature of the priors.
         top_k: sample among the ``top_k`` most likely codes only.
         seed: seed of the sampler's own generator.
@@ -198,24 +223,36 @@ def sample_to_folder(
 
     Returns:
         the manifest path.
+
+    Raises:
+        TypeError: a ``slice_position`` that is neither None, a number nor a list of numbers.
+        ValueError: positions outside [0, 1], an empty list, or an argument the sampler refuses.
     """
+    positions = _slice_positions(slice_position)
+    if positions is None:
+        total, per_sample = num_samples, None
+    else:
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
+        per_sample = [position for position in positions for _ in range(num_samples)]
+        total = len(per_sample)
     output = sampler.sample(
-        num_samples,
+        total,
         temperature=temperature,
         top_k=top_k,
-        scalars=slice_position,
+        scalars=None if per_sample is None else torch.tensor(per_sample, dtype=torch.float64)[:, None],
         seed=seed,
         method=method,
         batch_size=batch_size,
     )
     settings = {
-        "num_samples": num_samples,
-        "slice_position": slice_position,
+        "num_samples": total,
+        "num_samples_per_position": num_samples,
+        "slice_position": slice_position if positions is None or np.ndim(slice_position) == 0 else positions,
         "temperature": temperature,
         "top_k": top_k,
         "seed": seed,
         "method": method,
         "spatial_shape": list(sampler.spatial_shape),
     }
-    positions = None if slice_position is None else [slice_position] * num_samples
-    return write_samples(output.images, output_dir, settings, checkpoints=checkpoints, slice_positions=positions)
+    return write_samples(output.images, output_dir, settings, checkpoints=checkpoints, slice_positions=per_sample)

@@ -191,14 +191,15 @@ def test_prior_stages_reduce_validation_nll_and_sampling_writes_slices(trained_r
         ["common.yaml", "sample.yaml"],
         *data_overrides(nifti_dataset, trained_run, *TINY_OVERRIDES, *PRIOR_OVERRIDES),
         "--num_samples",
-        "5",
-        "--slice_position",
-        "0.25",
+        "2",
     )
     samples = trained_run / "samples"
     manifest = json.loads((samples / "manifest.json").read_text())
-    assert manifest["settings"]["num_samples"] == 5 and manifest["settings"]["slice_position"] == 0.25
-    assert [entry["file"] for entry in manifest["samples"]] == [f"sample_{i:04d}.nii.gz" for i in range(5)]
+    # sample.yaml's default positions [0.3, 0.5, 0.7], num_samples slices at each
+    assert manifest["settings"]["slice_position"] == [0.3, 0.5, 0.7]
+    assert manifest["settings"]["num_samples"] == 6 and manifest["settings"]["num_samples_per_position"] == 2
+    assert [entry["file"] for entry in manifest["samples"]] == [f"sample_{i:04d}.nii.gz" for i in range(6)]
+    assert [entry["slice_position"] for entry in manifest["samples"]] == [0.3, 0.3, 0.5, 0.5, 0.7, 0.7]
     assert len(manifest["checkpoints"]) == 3 and all(len(c["sha256"]) == 64 for c in manifest["checkpoints"])
     first = nib.load(samples / "sample_0000.nii.gz")
     assert first.shape == (32, 32, 1)

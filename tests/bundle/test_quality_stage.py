@@ -34,7 +34,8 @@ def test_quality_report_stage_flags_copied_training_slices(nifti_dataset, tmp_pa
     copies = torch.stack([torch.as_tensor(training[index]["image"]) for index in (2, 9)])
     noise = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(0))
     others = F.avg_pool2d(noise, 3, stride=1, padding=1, count_include_pad=False)
-    write_samples(torch.cat([copies, others]), output_dir / "samples", {"seed": 0}, slice_positions=[0.5] * 5)
+    positions = [0.3, 0.3, 0.5, 0.5, 0.7]  # as sample.yaml writes them for several slice positions
+    write_samples(torch.cat([copies, others]), output_dir / "samples", {"seed": 0}, slice_positions=positions)
 
     run_bundle(
         ["common.yaml", "quality_report.yaml"],
@@ -45,18 +46,35 @@ def test_quality_report_stage_flags_copied_training_slices(nifti_dataset, tmp_pa
     quality = output_dir / "quality"
     report = json.loads((quality / "quality.json").read_text())
     assert report["counts"]["samples"] == 5 and report["counts"]["training"] == len(training)
-    assert report["feature_space"]["dimension"] == 16  # 8 channels per level, 2 levels
+    assert report["feature_spaces"]["encoder"]["dimension"] == 16  # 8 channels per level, 2 levels
+    assert report["feature_spaces"]["random_cnn"]["dimension"] == 1024
     copied = [(entry["sample"], entry["training_index"]) for entry in report["memorisation"]["near_copies"]]
     assert sorted(copied) == [(0, 2), (1, 9)]
     assert all(entry["ssim"] > 0.999 for entry in report["memorisation"]["near_copies"])
     assert report["memorisation"]["near_copies"][0]["subject"] in {item["subject"] for item in split["train"]}
-    assert report["realism"]["frechet_distance"] >= 0 and report["sample_positions"] == [0.5] * 5
-    selection = report["real_test_selection"]  # the config compares with real slices within 0.1 of position 0.5
-    assert selection["position_window"] == 0.1 and 2 <= selection["num_selected"] < selection["num_total"]
+    assert report["sample_positions"] == positions
+    # the config measures per position, with real test and training slices within 0.1 of each
+    selection = report["selection"]
+    assert selection["position_window"] == 0.1 and selection["max_base_slices"] == 2000
+    assert 2 <= selection["real_test_in_windows"] < report["counts"]["real_test"]
+    assert report["counts"]["training_base"] == selection["training_in_windows"] < len(training)
+    by_position = {entry["position"]: entry for entry in report["by_position"]}
+    assert sorted(by_position) == [0.3, 0.5, 0.7]
+    for position in (0.3, 0.5):
+        counts = by_position[position]["counts"]
+        assert counts["samples"] == counts["real"] == 2 and counts["training_base"] >= 2  # a real slice per sample
+        for key in ("frechet_distance_encoder", "frechet_distance_random_cnn", "intensity_wasserstein"):
+            assert by_position[position][key]["samples"] > 0 and by_position[position][key]["real"] >= 0, key
+    assert by_position[0.7]["skipped"] == "fewer than 2 slices in: samples, real"  # one sample there
+    overall = report["overall"]
+    assert overall["counts"]["samples"] == 5 and overall["counts"]["real"] == 5
+    assert overall["near_copies"]["samples"] == 2
     assert report["figures"] == {
         "nearest_neighbours": "nearest_neighbours.png",
         "by_position": "samples_by_position.png",
     }
     for name in ("report.md", "nearest_neighbours.png", "samples_by_position.png"):
         assert (quality / name).is_file(), name
-    assert json.loads((output_dir / "run_quality_report.json").read_text())["stage"] == "quality_report"
+    assert "| measure | samples | real reference | how to read |" in (quality / "report.md").read_text()
+    recorded = json.loads((output_dir / "run_quality_report.json").read_text())
+    assert recorded["stage"] == "quality_report" and recorded["settings"]["feature_seed"] == 0

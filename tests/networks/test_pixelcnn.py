@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from monai_vqvae2.networks import PixelCNNPrior
+from monai_vqvae2.networks import VQVAE2, PixelCNNPrior, prior_for_level
 from tests.tiny import single_thread  # noqa: F401 (autouse fixture)
 
 NUM_CODES = 16
@@ -220,3 +220,14 @@ def test_compiled_prior_gives_the_eager_logits_and_gradients():
     eager_grad = torch.autograd.grad(F.cross_entropy(eager_logits, indices), prior.embedding.weight)[0]
     compiled_grad = torch.autograd.grad(F.cross_entropy(compiled_logits, indices), prior.embedding.weight)[0]
     torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("finer_attention_every", [0, 2])
+def test_prior_for_level_sets_attention_per_level(finer_attention_every):
+    vqvae = VQVAE2(2, 1, 1, channels=8, num_res_layers=1, num_res_channels=4, num_embeddings=(12, 16), embedding_dim=4)
+    top, bottom = (
+        prior_for_level(vqvae, level, top_attention_every=3, finer_attention_every=finer_attention_every, channels=8)
+        for level in (0, 1)
+    )
+    assert (top.attention_every, bottom.attention_every) == (3, finer_attention_every)
+    assert (top.num_embeddings, bottom.num_embeddings, bottom.condition_num_embeddings) == (12, 16, 12)
