@@ -184,6 +184,9 @@ def test_prior_stages_reduce_validation_nll_and_sampling_writes_slices(trained_r
         assert 0 <= last["accuracy"] <= 1
         models = trained_run / "models" / f"prior_{level}"
         assert sorted(p.name for p in models.iterdir()) == ["latest.pt", "model.pt"]
+        latest = torch.load(models / "latest.pt", weights_only=True)
+        # warm-up then cosine decay, stepped every iteration and saved for resuming
+        assert latest["lr_scheduler"]["last_epoch"] == latest["trainer"]["iteration"] > 0
     with np.load(trained_run / "codes" / "train.npz") as codes:
         assert codes["level0"].shape[1:] == (4, 4) and codes["level1"].shape[1:] == (8, 8)
 
