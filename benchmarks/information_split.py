@@ -43,24 +43,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "top_weight_1": {"top_reconstruction_weight": 1.0},
     "top_weight_4": {"top_reconstruction_weight": 4.0},
     "bottom_8x8": {"num_embeddings": (512, 8), "embedding_dim": (64, 8)},
-    "top_branch_1": {"top_reconstruction_weight": 1.0},
 }
-
-
-class TopBranchVQVAE2(VQVAE2):
-    """Experiment: the top-only error trains only the top branch (top encoder, its pre-quantization and the top
-    decoder), not the bottom encoder the levels share."""
-
-    def forward(self, images):
-        features = self._run(self.encoders[1], images)
-        encoding = self._encode(images, update=True)
-        loss = encoding.quantization_loss
-        if self.training:
-            hidden = self.pre_quantization[0](self._run(self.encoders[0], features.detach()))
-            top, _, _ = self.quantizers[0](hidden, update=False)
-            error = F.mse_loss(self.output_act(self._run(self.top_decoder, top)), images)
-            loss = loss + self.top_reconstruction_weight * error
-        return self.decode(encoding.quantized), loss
 
 
 def slices(items: list[dict[str, Any]], image_size: int) -> torch.Tensor:
@@ -70,8 +53,7 @@ def slices(items: list[dict[str, Any]], image_size: int) -> torch.Tensor:
 
 def train(name: str, train_images: torch.Tensor, steps: int, batch_size: int, learning_rate: float) -> VQVAE2:
     set_determinism(seed=0)
-    model = TopBranchVQVAE2 if name.startswith("top_branch") else VQVAE2
-    network = model(spatial_dims=2, in_channels=1, out_channels=1, seed=0, **{**BASE, **VARIANTS[name]})
+    network = VQVAE2(spatial_dims=2, in_channels=1, out_channels=1, seed=0, **{**BASE, **VARIANTS[name]})
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(0)
     network.train()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -31,6 +32,19 @@ class VQVAE2Encoding(NamedTuple):
     quantized: list[torch.Tensor]
     indices: list[torch.Tensor]
     quantization_loss: torch.Tensor
+
+
+logger = logging.getLogger(__name__)
+
+
+def _accept_checkpoints_without_top_decoder(module: nn.Module, incompatible_keys) -> None:
+    """``load_state_dict`` post-hook: checkpoints written before the top-only decoder existed (bundle < 0.3) still
+    load; the decoder keeps its initial weights until trained, so ``decode_top`` means nothing until then."""
+    missing = [key for key in incompatible_keys.missing_keys if "top_decoder." in key]
+    if missing:
+        logger.warning("Checkpoint has no top-only decoder (%d keys): `decode_top` is untrained.", len(missing))
+        for key in missing:
+            incompatible_keys.missing_keys.remove(key)
 
 
 def _per_level(value: int | Sequence[int], num_levels: int, name: str) -> tuple[int, ...]:
@@ -90,7 +104,8 @@ class VQVAE2(nn.Module):
             probe that reads what the top level carries without shaping it (:meth:`decode_top`). Above 0 the error
             also flows into the encoder, so the top level must carry the coarse anatomy on its own instead of
             leaving it all to the finer levels — the usual VQ-VAE-2 failure on brain MRI, where one top code covers
-            the whole brain and top-level samples carry no anatomy. Ignored when ``num_levels == 1``.
+            the whole brain and top-level samples carry no anatomy. Ignored when ``num_levels == 1``; the probe
+            is not trained when ``out_channels != in_channels`` (it has no target).
 
     Example::
 
@@ -144,6 +159,11 @@ class VQVAE2(nn.Module):
             num_halvings(factor, "entry of `downsample_factors`")
         if not top_reconstruction_weight >= 0:
             raise ValueError(f"`top_reconstruction_weight` must be >= 0, got {top_reconstruction_weight}.")
+        if top_reconstruction_weight > 0 and in_channels != out_channels:
+            raise ValueError(
+                f"`top_reconstruction_weight` > 0 compares the top-only reconstruction with the input, so it needs "
+                f"`out_channels` == `in_channels`, got {out_channels} and {in_channels}."
+            )
 
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
@@ -251,6 +271,7 @@ class VQVAE2(nn.Module):
             else None
         )
         self.output_act = get_act_layer(output_act) if output_act is not None else nn.Identity()
+        self.register_load_state_dict_post_hook(_accept_checkpoints_without_top_decoder)
 
     @property
     def total_downsampling(self) -> int:
@@ -367,7 +388,7 @@ class VQVAE2(nn.Module):
         """
         encoding = self._encode(images, update=True)
         loss = encoding.quantization_loss
-        if self.training and self.top_decoder is not None:
+        if self.training and self.top_decoder is not None and self.in_channels == self.out_channels:
             shaping = self.top_reconstruction_weight > 0  # else a probe: only the top decoder learns from the error
             top = encoding.quantized[0] if shaping else encoding.quantized[0].detach()
             error = F.mse_loss(self.output_act(self._run(self.top_decoder, top)), images)

@@ -304,3 +304,21 @@ def test_decode_top_and_weight_errors():
         tiny_net(num_levels=1).decode_top(torch.zeros(1, 4, 4, dtype=torch.long))
     with pytest.raises(ValueError, match=r"`top_reconstruction_weight` must be >= 0, got -1"):
         tiny_net(top_reconstruction_weight=-1)
+    with pytest.raises(ValueError, match=r"needs `out_channels` == `in_channels`, got 2 and 1"):
+        VQVAE2(2, in_channels=1, out_channels=2, top_reconstruction_weight=0.5, **TINY)
+    two_outputs = VQVAE2(2, in_channels=1, out_channels=2, **TINY)  # a probe without a target is not trained
+    _, latent_loss = two_outputs(torch.rand(2, 1, 32, 32))
+    latent_loss.backward()
+    assert all(p.grad is None for p in two_outputs.top_decoder.parameters())
+    assert two_outputs.decode_top(torch.zeros(1, 4, 4, dtype=torch.long)).shape == (1, 2, 32, 32)
+
+
+def test_checkpoints_from_before_the_top_decoder_still_load(caplog):
+    old = {k: v for k, v in tiny_net().state_dict().items() if not k.startswith("top_decoder.")}
+    net = tiny_net()
+    with caplog.at_level("WARNING"):
+        net.load_state_dict(old)
+    assert "Checkpoint has no top-only decoder" in caplog.text
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in old.items())
+    with pytest.raises(RuntimeError, match=r"Missing key\(s\) in state_dict: \"encoders.0"):
+        net.load_state_dict({k: v for k, v in old.items() if not k.startswith("encoders.0.")})
