@@ -38,7 +38,7 @@ from monai_vqvae2.networks import VQVAE2
 #: the demo autoencoder (bundle/configs/demo.yaml) plus what each variant changes
 BASE = {"channels": 64, "num_res_layers": 2, "num_res_channels": 16, "num_embeddings": 512, "embedding_dim": 64}
 VARIANTS: dict[str, dict[str, Any]] = {
-    "default": {},
+    "default": {"top_reconstruction_weight": 0.0},  # the top-only decoder as a probe only
     "top_weight_0.25": {"top_reconstruction_weight": 0.25},
     "top_weight_1": {"top_reconstruction_weight": 1.0},
     "top_weight_4": {"top_reconstruction_weight": 4.0},

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import ignite.distributed as idist
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -132,13 +133,15 @@ class HierarchyProbeHandler:
     """Measures what each level of a VQ-VAE-2 carries, on an evaluator's images (``output["label"]``), and adds to
     ``engine.state.metrics``:
 
-    - ``top_only_ssim`` and ``top_only_brain_ssim``: the *top-only reconstruction* (``VQVAE2.decode_top``, the image
-      decoded from the coarsest codes alone) scored like the reconstruction; high when the top level carries the
-      anatomy, near the all-black reference when it only carries the outline;
+    - ``top_only_ssim`` and ``top_only_brain_ssim`` (when the VQ-VAE-2 has a top-only decoder, i.e.
+      ``top_reconstruction_weight`` is set): the *top-only reconstruction* (``VQVAE2.decode_top``, the image decoded
+      from the coarsest codes alone) scored like the reconstruction; high when the top level carries the anatomy,
+      low when it only carries the outline;
     - ``brain_perplexity_<level>`` and ``brain_distinct_<level>``: perplexity and number of distinct codes at the
       code positions inside the brain (target above ``foreground_threshold``), where whole-map usage flatters.
 
-    2D images only. Attach it to an evaluator before the handlers that log or save metrics.
+    2D images only. Attach it to an evaluator before the handlers that log or save metrics. Under DDP every rank must
+    run it (sums and counts are reduced over ranks).
 
     Args:
         network: the VQ-VAE-2 (possibly wrapped).
@@ -165,12 +168,13 @@ class HierarchyProbeHandler:
     def update(self, engine: Engine) -> None:
         vqvae = unwrap(self.network)
         images = convert_to_tensor(engine.state.output["label"], track_meta=False).float()
-        if images.ndim != 4 or vqvae.num_levels < 2:
+        if images.ndim != 4:
             return
         indices = vqvae.index_quantize(images)
-        top_only = vqvae.decode_top(indices[0]).clamp(0, 1)
-        self._ssim(top_only, images)
-        self._brain_ssim(top_only, images)
+        if vqvae.top_decoder is not None:
+            top_only = vqvae.decode_top(indices[0]).clamp(0, 1)
+            self._ssim(top_only, images)
+            self._brain_ssim(top_only, images)
         brain = images > self.foreground_threshold
         for level, level_indices in enumerate(indices):
             codes = codes_in_mask(level_indices, brain).cpu()
@@ -178,12 +182,18 @@ class HierarchyProbeHandler:
 
     def __call__(self, engine: Engine) -> None:
         vqvae = unwrap(self.network)
-        if self._ssim.get_buffer() is None:  # nothing 2D was evaluated
-            return
-        engine.state.metrics["top_only_ssim"] = float(self._ssim.aggregate().item())
-        engine.state.metrics["top_only_brain_ssim"] = float(self._brain_ssim.aggregate().item())  # NaNs left out
+        totals = torch.zeros(4, dtype=torch.float64)  # sums and counts of both SSIMs, NaNs (no brain) left out
+        for column, metric in enumerate((self._ssim, self._brain_ssim)):
+            values = metric.get_buffer()
+            if values is not None:
+                values = values[~values.isnan()].double().cpu()
+                totals[2 * column], totals[2 * column + 1] = values.sum(), values.numel()
+        totals = idist.all_reduce(totals)  # every rank evaluates a share of the images under DDP
+        if totals[1] > 0:  # a top-only decoder and 2D images
+            engine.state.metrics["top_only_ssim"] = float(totals[0] / totals[1])
+            engine.state.metrics["top_only_brain_ssim"] = float(totals[2] / totals[3]) if totals[3] else float("nan")
         for name, counts in zip(level_names(vqvae.num_levels), self._counts):
-            statistics = code_statistics(counts)
+            statistics = code_statistics(idist.all_reduce(counts.clone()))
             engine.state.metrics[f"brain_perplexity_{name}"] = statistics["perplexity"]
             engine.state.metrics[f"brain_distinct_{name}"] = statistics["distinct"]
 
@@ -284,7 +294,7 @@ class ReconstructionFigureHandler:
         device = next(vqvae.parameters()).device
         with torch.no_grad():
             indices = vqvae.index_quantize(images.to(device))
-            top_only = vqvae.decode_top(indices[0]).cpu() if vqvae.num_levels > 1 else None
+            top_only = vqvae.decode_top(indices[0]).cpu() if vqvae.top_decoder is not None else None
         figure = reconstruction_figure(
             images, torch.cat(self._reconstructions), [i.cpu() for i in indices], list(vqvae.num_embeddings), top_only
         )

@@ -98,14 +98,16 @@ class VQVAE2(nn.Module):
         output_act: optional activation on the reconstruction, e.g. ``"sigmoid"`` for images in [0, 1].
         use_checkpointing: recompute encoder/decoder activations in the backward pass to save memory.
         ddp_sync: synchronise codebook statistics across DDP ranks.
-        top_reconstruction_weight: weight of the *top-only reconstruction*: a decoder of the coarsest level alone
-            (:attr:`top_decoder`) reconstructs the image, and its mean squared error joins the latent loss returned
-            by :meth:`forward` in training. With 0 the top codes are detached for it: the top-only decoder is a
-            probe that reads what the top level carries without shaping it (:meth:`decode_top`). Above 0 the error
-            also flows into the encoder, so the top level must carry the coarse anatomy on its own instead of
-            leaving it all to the finer levels — the usual VQ-VAE-2 failure on brain MRI, where one top code covers
-            the whole brain and top-level samples carry no anatomy. Ignored when ``num_levels == 1``; the probe
-            is not trained when ``out_channels != in_channels`` (it has no target).
+        top_reconstruction_weight: ``None`` (default: no top-only decoder, no extra cost) or the weight of the
+            *top-only reconstruction*: a decoder of the coarsest level alone (:attr:`top_decoder`) reconstructs the
+            image, and its mean squared error joins the latent loss returned by :meth:`forward` in training. With 0
+            the top codes are detached for it: the top-only decoder is a probe that reads what the top level carries
+            without shaping it (:meth:`decode_top`). Above 0 the error also flows into the encoder, so the top level
+            must carry the coarse anatomy on its own instead of leaving it all to the finer levels — the usual
+            VQ-VAE-2 failure on brain MRI, where one top code covers the whole brain and top-level samples carry no
+            anatomy. The decoder adds about a quarter to the parameters and, at 256×256, about half to the training
+            step time. Ignored when ``num_levels == 1``; the probe is not trained when ``out_channels !=
+            in_channels`` (it has no target).
 
     Example::
 
@@ -138,7 +140,7 @@ class VQVAE2(nn.Module):
         output_act: str | tuple | None = None,
         use_checkpointing: bool = False,
         ddp_sync: bool = True,
-        top_reconstruction_weight: float = 0.0,
+        top_reconstruction_weight: float | None = None,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -157,9 +159,9 @@ class VQVAE2(nn.Module):
             )
         for factor in downsample_factors:
             num_halvings(factor, "entry of `downsample_factors`")
-        if not top_reconstruction_weight >= 0:
-            raise ValueError(f"`top_reconstruction_weight` must be >= 0, got {top_reconstruction_weight}.")
-        if top_reconstruction_weight > 0 and in_channels != out_channels:
+        if top_reconstruction_weight is not None and not top_reconstruction_weight >= 0:
+            raise ValueError(f"`top_reconstruction_weight` must be None or >= 0, got {top_reconstruction_weight}.")
+        if top_reconstruction_weight and in_channels != out_channels:
             raise ValueError(
                 f"`top_reconstruction_weight` > 0 compares the top-only reconstruction with the input, so it needs "
                 f"`out_channels` == `in_channels`, got {out_channels} and {in_channels}."
@@ -176,7 +178,7 @@ class VQVAE2(nn.Module):
         self.num_embeddings = _per_level(num_embeddings, num_levels, "num_embeddings")
         self.embedding_dim = _per_level(embedding_dim, num_levels, "embedding_dim")
         self.use_checkpointing = use_checkpointing
-        self.top_reconstruction_weight = float(top_reconstruction_weight)
+        self.top_reconstruction_weight = top_reconstruction_weight
         conv = Conv[Conv.CONV, spatial_dims]
         conv_transpose = Conv[Conv.CONVTRANS, spatial_dims]
         bottom = num_levels - 1
@@ -267,7 +269,7 @@ class VQVAE2(nn.Module):
                 self.num_res_channels[0],
                 act,
             )
-            if num_levels > 1
+            if num_levels > 1 and top_reconstruction_weight is not None
             else None
         )
         self.output_act = get_act_layer(output_act) if output_act is not None else nn.Identity()
@@ -389,10 +391,10 @@ class VQVAE2(nn.Module):
         encoding = self._encode(images, update=True)
         loss = encoding.quantization_loss
         if self.training and self.top_decoder is not None and self.in_channels == self.out_channels:
-            shaping = self.top_reconstruction_weight > 0  # else a probe: only the top decoder learns from the error
+            shaping = bool(self.top_reconstruction_weight)  # else a probe: only the top decoder learns from the error
             top = encoding.quantized[0] if shaping else encoding.quantized[0].detach()
             error = F.mse_loss(self.output_act(self._run(self.top_decoder, top)), images)
-            loss = loss + (self.top_reconstruction_weight if shaping else 1.0) * error
+            loss = loss + (self.top_reconstruction_weight if shaping else 1.0) * error  # type: ignore[operator]
         return self.decode(encoding.quantized), loss
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
@@ -435,10 +437,13 @@ class VQVAE2(nn.Module):
             ``(B, out_channels, *spatial)``: what the top level carries of the image.
 
         Raises:
-            ValueError: the network has a single level (nothing finer to leave out).
+            ValueError: the network has no top-only decoder (``top_reconstruction_weight=None``, or one level).
         """
         if self.top_decoder is None:
-            raise ValueError("`decode_top` needs num_levels >= 2: a one-level VQVAE2 has no top-only decoder.")
+            raise ValueError(
+                "`decode_top` needs a top-only decoder: build the VQVAE2 with num_levels >= 2 and "
+                "`top_reconstruction_weight` set (0 for a probe that does not shape the codes)."
+            )
         top = self.quantizers[0].embed(indices_top.long())
         return self.output_act(self._run(self.top_decoder, top))
 

@@ -39,10 +39,10 @@ def test_demo_job_runs_every_stage(nifti_dataset, tmp_path):
     summary = json.loads((output_dir / "demo_summary.json").read_text())
     assert set(summary["timings_s"]) == set(STAGES)
     assert set(summary["priors"]) == {"top", "bottom"} and summary["priors"]["bottom"]["nll_bits"] > 0
-    assert len(list((output_dir / "samples").glob("sample_*.nii.gz"))) == 4
+    assert len(list((output_dir / "samples").glob("sample_*.nii.gz"))) == 12  # 4 at each of 3 slice positions
     quality = summary["quality"]
     assert (
-        quality["num_samples"] == 4
+        quality["num_samples"] == 12
         and quality["frechet_distance"] >= 0
         and 0 < quality["pairwise_ms_ssim_samples"] <= 1
     )

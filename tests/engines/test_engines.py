@@ -135,7 +135,7 @@ def test_codebook_usage_handler_reports_levels_and_warns_on_collapse(caplog):
 
 def test_metrics_json_and_figure_handlers_write_files(tmp_path):
     torch.manual_seed(0)
-    network = VQVAE2(2, 1, 1, **TINY)
+    network = VQVAE2(2, 1, 1, top_reconstruction_weight=0.0, **TINY)
     evaluator = VQVAE2Evaluator(
         "cpu",
         loader(num_images=6),
@@ -219,7 +219,7 @@ def test_non_finite_loss_stops_training_naming_the_iteration_and_keeps_the_last_
 
 
 def test_hierarchy_probe_reports_top_only_scores_and_in_brain_code_statistics():
-    network = VQVAE2(2, 1, 1, **TINY)
+    network = VQVAE2(2, 1, 1, top_reconstruction_weight=0.0, **TINY)
     network(torch.rand(4, 1, 32, 32))  # initialise the codebooks
     images = torch.zeros(4, 1, 32, 32)
     images[:, :, 8:24, 8:24] = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(0)) + 0.1
@@ -247,3 +247,22 @@ def test_hierarchy_probe_reports_top_only_scores_and_in_brain_code_statistics():
         assert math.isclose(
             metrics[f"brain_perplexity_{name}"], float(2 ** -(probabilities * probabilities.log2()).sum()), rel_tol=1e-9
         )
+
+
+def test_hierarchy_probe_without_a_top_only_decoder_reports_code_statistics_only():
+    network = VQVAE2(2, 1, 1, **TINY)
+    images = torch.rand(4, 1, 32, 32)
+    network(images)
+    evaluator = VQVAE2Evaluator(
+        "cpu",
+        DataLoader(Dataset([{"image": i} for i in images]), batch_size=2),
+        network,
+        val_handlers=[HierarchyProbeHandler(network)],
+    )
+    evaluator.run()
+    assert sorted(evaluator.state.metrics) == [
+        "brain_distinct_bottom",
+        "brain_distinct_top",
+        "brain_perplexity_bottom",
+        "brain_perplexity_top",
+    ]

@@ -54,7 +54,9 @@ def test_default_configuration_matches_the_paper_layout():
     assert [q.embedding_dim for q in net.quantizers] == [64, 64]
     indices = net.eval().index_quantize(torch.rand(1, 1, 256, 256))
     assert [tuple(i.shape) for i in indices] == [(1, 32, 32), (1, 64, 64)]
-    assert sum(p.numel() for p in net.parameters() if p.requires_grad) == 1_384_769
+    assert sum(p.numel() for p in net.parameters() if p.requires_grad) == 1_384_769 and net.top_decoder is None
+    probed = VQVAE2(spatial_dims=2, in_channels=1, out_channels=1, top_reconstruction_weight=0.0)
+    assert sum(p.numel() for p in probed.top_decoder.parameters()) == 353_857
     net3d = VQVAE2(spatial_dims=3, in_channels=1, out_channels=1)
     assert net3d.latent_shapes((64, 64, 64)) == [(8, 8, 8), (16, 16, 16)]
     small3d = VQVAE2(spatial_dims=3, in_channels=1, out_channels=1, **TINY)
@@ -76,7 +78,8 @@ def test_per_level_arguments_are_coarsest_first():
 
 @pytest.mark.parametrize("spatial_dims,num_levels,shape,index_shapes", SHAPE_CASES)
 def test_gradients_reach_every_trainable_parameter(spatial_dims, num_levels, shape, index_shapes):
-    net = tiny_net(spatial_dims, num_levels)
+    # 16 channels: with 8, the 4-channel stages of the 3D top-only decoder (four doublings) start with every ReLU dead
+    net = tiny_net(spatial_dims, num_levels, channels=16, top_reconstruction_weight=0.0)
     images = torch.rand(2, 1, *shape)
     reconstruction, quantization_loss = net(images)
     (F.mse_loss(reconstruction, images) + quantization_loss).backward()
@@ -292,7 +295,7 @@ def test_top_only_reconstruction_is_a_probe_at_weight_zero_and_a_loss_above(weig
 
 
 def test_top_decoder_learns_from_the_top_error_even_as_a_probe():
-    net = tiny_net()
+    net = tiny_net(top_reconstruction_weight=0.0)
     images = torch.rand(2, 1, 32, 32)
     _, latent_loss = net(images)
     latent_loss.backward()
@@ -300,13 +303,18 @@ def test_top_decoder_learns_from_the_top_error_even_as_a_probe():
 
 
 def test_decode_top_and_weight_errors():
-    with pytest.raises(ValueError, match=r"`decode_top` needs num_levels >= 2"):
-        tiny_net(num_levels=1).decode_top(torch.zeros(1, 4, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"`top_reconstruction_weight` must be >= 0, got -1"):
+    message = r"`decode_top` needs a top-only decoder: build the VQVAE2 with num_levels >= 2 and"
+    with pytest.raises(ValueError, match=message):
+        tiny_net(num_levels=1, top_reconstruction_weight=0.0).decode_top(torch.zeros(1, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=message):
+        tiny_net().decode_top(torch.zeros(1, 4, 4, dtype=torch.long))  # the default has no top-only decoder
+    assert tiny_net().top_decoder is None
+    with pytest.raises(ValueError, match=r"`top_reconstruction_weight` must be None or >= 0, got -1"):
         tiny_net(top_reconstruction_weight=-1)
     with pytest.raises(ValueError, match=r"needs `out_channels` == `in_channels`, got 2 and 1"):
         VQVAE2(2, in_channels=1, out_channels=2, top_reconstruction_weight=0.5, **TINY)
-    two_outputs = VQVAE2(2, in_channels=1, out_channels=2, **TINY)  # a probe without a target is not trained
+    # a probe without a target is not trained
+    two_outputs = VQVAE2(2, in_channels=1, out_channels=2, top_reconstruction_weight=0.0, **TINY)
     _, latent_loss = two_outputs(torch.rand(2, 1, 32, 32))
     latent_loss.backward()
     assert all(p.grad is None for p in two_outputs.top_decoder.parameters())
@@ -314,8 +322,9 @@ def test_decode_top_and_weight_errors():
 
 
 def test_checkpoints_from_before_the_top_decoder_still_load(caplog):
-    old = {k: v for k, v in tiny_net().state_dict().items() if not k.startswith("top_decoder.")}
-    net = tiny_net()
+    old = tiny_net().state_dict()  # no top-only decoder, as every checkpoint of bundle < 0.3
+    assert not any(k.startswith("top_decoder.") for k in old)
+    net = tiny_net(top_reconstruction_weight=0.25)
     with caplog.at_level("WARNING"):
         net.load_state_dict(old)
     assert "Checkpoint has no top-only decoder" in caplog.text
