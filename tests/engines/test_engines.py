@@ -218,19 +218,20 @@ def test_non_finite_loss_stops_training_naming_the_iteration_and_keeps_the_last_
     assert dict(kept["trainer"])["iteration"] == 2 and torch.isfinite(kept["network"]["weight"])
 
 
+def probe_metrics(network: VQVAE2, images: torch.Tensor) -> dict:
+    """The metrics a real evaluator run with only a HierarchyProbeHandler gives, batches of 2."""
+    data = DataLoader(Dataset([{"image": image} for image in images]), batch_size=2)
+    evaluator = VQVAE2Evaluator("cpu", data, network, val_handlers=[HierarchyProbeHandler(network)])
+    evaluator.run()
+    return evaluator.state.metrics
+
+
 def test_hierarchy_probe_reports_top_only_scores_and_in_brain_code_statistics():
     network = VQVAE2(2, 1, 1, top_reconstruction_weight=0.0, **TINY)
     network(torch.rand(4, 1, 32, 32))  # initialise the codebooks
     images = torch.zeros(4, 1, 32, 32)
     images[:, :, 8:24, 8:24] = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(0)) + 0.1
-    evaluator = VQVAE2Evaluator(
-        "cpu",
-        DataLoader(Dataset([{"image": i} for i in images]), batch_size=2),
-        network,
-        val_handlers=[HierarchyProbeHandler(network)],
-    )
-    evaluator.run()
-    metrics = evaluator.state.metrics
+    metrics = probe_metrics(network, images)
     network.eval()
     with torch.no_grad():
         indices = network.index_quantize(images)
@@ -253,14 +254,7 @@ def test_hierarchy_probe_without_a_top_only_decoder_reports_code_statistics_only
     network = VQVAE2(2, 1, 1, **TINY)
     images = torch.rand(4, 1, 32, 32)
     network(images)
-    evaluator = VQVAE2Evaluator(
-        "cpu",
-        DataLoader(Dataset([{"image": i} for i in images]), batch_size=2),
-        network,
-        val_handlers=[HierarchyProbeHandler(network)],
-    )
-    evaluator.run()
-    assert sorted(evaluator.state.metrics) == [
+    assert sorted(probe_metrics(network, images)) == [
         "brain_distinct_bottom",
         "brain_distinct_top",
         "brain_perplexity_bottom",
