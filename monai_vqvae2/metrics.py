@@ -21,6 +21,8 @@ from monai.metrics.regression import RegressionMetric, compute_ssim_and_cs
 from monai.metrics.utils import do_metric_reduction
 from monai.utils import MetricReduction
 
+from monai_vqvae2.networks.quantizer import perplexity
+
 __all__ = [
     "CodeAccuracyMetric",
     "CodeNLLMetric",
@@ -209,12 +211,7 @@ def code_statistics(counts: torch.Tensor) -> dict[str, float]:
     whole-map statistics hide: background and zero-padded border take codes of their own, so a top level with one
     code over the whole brain can still show a healthy whole-map perplexity. NaN perplexity for an empty histogram.
     """
-    counts = counts.double()
-    if counts.sum() == 0:
-        return {"perplexity": float("nan"), "distinct": 0.0}
-    probabilities = counts[counts > 0] / counts.sum()
-    entropy = float(-(probabilities * probabilities.log2()).sum())
-    return {"perplexity": 2.0**entropy, "distinct": float((counts > 0).sum())}
+    return {"perplexity": perplexity(counts), "distinct": float((counts > 0).sum())}
 
 
 def ssim_metric_handler(output_transform=reconstruction_pair):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from monai_vqvae2.networks.factory import prior_for_level
 from monai_vqvae2.networks.pixelcnn import PixelCNNIncrementalState, PixelCNNPrior
-from monai_vqvae2.networks.quantizer import RestartEMAQuantizer, kmeans
+from monai_vqvae2.networks.quantizer import RestartEMAQuantizer, kmeans, perplexity
 from monai_vqvae2.networks.vqvae2 import VQVAE2, VQVAE2Encoding
 from monai_vqvae2.networks.wrappers import VQVAE2Reconstructor
 
@@ -16,5 +16,6 @@ __all__ = [
     "VQVAE2Encoding",
     "VQVAE2Reconstructor",
     "kmeans",
+    "perplexity",
     "prior_for_level",
 ]

@@ -8,9 +8,20 @@ import torch
 import torch.distributed as dist
 from monai.networks.layers import EMAQuantizer
 
-__all__ = ["RestartEMAQuantizer", "kmeans"]
+__all__ = ["RestartEMAQuantizer", "kmeans", "perplexity"]
 
 CODEBOOK_INITS = ("kmeans", "normal")
+
+
+def perplexity(counts: torch.Tensor) -> float:
+    """``exp`` of the entropy of a code histogram: 1 when a single code is used, ``len(counts)`` when all are used
+    equally; NaN for an empty histogram."""
+    counts = counts.double()
+    total = counts.sum()
+    if total == 0:
+        return float("nan")
+    probabilities = counts[counts > 0] / total
+    return math.exp(float(-(probabilities * probabilities.log()).sum()))
 
 
 def _distributed() -> bool:
@@ -304,10 +315,8 @@ class RestartEMAQuantizer(EMAQuantizer):
         total = float(counts.sum())
         if total == 0:
             return {"usage": 0.0, "perplexity": 0.0, "num_quantized": 0.0}
-        probs = counts[counts > 0] / total
-        entropy = float(-(probs * probs.log()).sum())
         return {
             "usage": float((counts > 0).sum()) / self.num_embeddings,
-            "perplexity": math.exp(entropy),
+            "perplexity": perplexity(counts),
             "num_quantized": total,
         }
