@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import tempfile
 import time
@@ -42,6 +43,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "top_weight_0.25": {"top_reconstruction_weight": 0.25},
     "top_weight_1": {"top_reconstruction_weight": 1.0},
     "top_weight_4": {"top_reconstruction_weight": 4.0},
+    "top_weight_0.1": {"top_reconstruction_weight": 0.1},
+    # the weight falls to 0 (cosine) over the first `decay` fraction of the steps; the top-only decoder is a probe after
+    "top_weight_0.25_decay": {"top_reconstruction_weight": 0.25, "decay": 1.0},
+    "top_weight_1_decay_half": {"top_reconstruction_weight": 1.0, "decay": 0.5},
     "bottom_8x8": {"num_embeddings": (512, 8), "embedding_dim": (64, 8)},
 }
 
@@ -53,11 +58,16 @@ def slices(items: list[dict[str, Any]], image_size: int) -> torch.Tensor:
 
 def train(name: str, train_images: torch.Tensor, steps: int, batch_size: int, learning_rate: float) -> VQVAE2:
     set_determinism(seed=0)
-    network = VQVAE2(spatial_dims=2, in_channels=1, out_channels=1, seed=0, **{**BASE, **VARIANTS[name]})
+    settings = {**BASE, **VARIANTS[name]}
+    decay = settings.pop("decay", None)
+    network = VQVAE2(spatial_dims=2, in_channels=1, out_channels=1, seed=0, **settings)
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(0)
     network.train()
-    for _ in range(steps):
+    for step in range(steps):
+        if decay is not None:
+            progress = min(step / (decay * steps), 1.0)
+            network.top_reconstruction_weight = settings["top_reconstruction_weight"] * 0.5 * (1 + math.cos(math.pi * progress))
         batch = train_images[torch.randint(len(train_images), (batch_size,), generator=generator)]
         reconstruction, latent_loss = network(batch)
         loss = F.mse_loss(reconstruction, batch) + latent_loss

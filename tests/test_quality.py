@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from monai_vqvae2.demo import _quality_summary
 from monai_vqvae2.inferers import sample_to_folder, write_samples
 from monai_vqvae2.networks import VQVAE2, VQVAE2Reconstructor
+from monai_vqvae2.pipeline import quality_summary
 from monai_vqvae2.quality import (
     FEATURE_SPACE,
     REFERENCE,
@@ -329,7 +329,7 @@ def test_quality_report_writes_json_markdown_and_figures(tmp_path):
     fid = overall["frechet_distance_random_cnn"]
     assert f"| Fréchet distance, random-CNN features | {fid['samples']:.4g} | {fid['real']:.4g} |" in markdown
     assert "(nearest_neighbours.png)" in markdown and "(samples_by_position.png)" in markdown
-    summary = _quality_summary(report)  # the demo's headline numbers read the same keys
+    summary = quality_summary(report)  # the demo's headline numbers read the same keys
     assert summary["frechet_distance"] == overall["frechet_distance_encoder"]["samples"]
     assert summary["frechet_distance_real"] == overall["frechet_distance_encoder"]["real"]
     assert (summary["num_near_copies"], summary["num_near_copies_real"]) == (1, 0)

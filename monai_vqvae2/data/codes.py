@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from monai.data import DataLoader
 from torch.utils.data import Dataset
 
@@ -25,6 +27,8 @@ from monai_vqvae2.io import atomic_write
 __all__ = ["CodeDataset", "extract_codes", "file_digest"]
 
 _FORMAT = 1
+
+logger = logging.getLogger(__name__)
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -44,7 +48,6 @@ def _settings_of(path: Path) -> dict[str, Any] | None:
         return None
 
 
-@torch.no_grad()
 def extract_codes(
     network: torch.nn.Module,
     dataset: Dataset,
@@ -60,6 +63,11 @@ def extract_codes(
     atomic; when ``output_path`` already holds codes of the same checkpoint (by SHA-256) and the same number of
     slices, nothing is recomputed, so a rerun of an interrupted pipeline continues where it stopped.
 
+    Under ``torch.distributed`` (e.g. ``torchrun``) the call is collective: every rank must make it. Rank 0 alone
+    encodes and writes the file while the other ranks wait for it, then every rank returns the path, so all of them
+    read the one file rank 0 wrote. An error on rank 0 is raised on every rank (no rank is left waiting). The wait is
+    bounded by the process group's timeout (``init_process_group(timeout=...)``).
+
     Args:
         network: a ``VQVAE2`` (or a view with a ``.network`` attribute holding one).
         dataset: slices as dicts with ``image`` ``(1, H, W)`` and, when available, ``subject``, ``source``,
@@ -72,7 +80,36 @@ def extract_codes(
 
     Returns:
         ``output_path``.
+
+    Raises:
+        RuntimeError: on a rank other than 0, when rank 0 failed to write the codes.
     """
+    arguments = (network, dataset, output_path, batch_size, device, checkpoint, num_workers)
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return _extract_codes(*arguments)
+    outcome: list[str | None] = [None]  # rank 0's error, if any; the broadcast is the other ranks' wait
+    if dist.get_rank() == 0:
+        try:
+            _extract_codes(*arguments)
+        except Exception as error:
+            dist.broadcast_object_list([f"{type(error).__name__}: {error}"], src=0)
+            raise
+    dist.broadcast_object_list(outcome, src=0)
+    if outcome[0] is not None:
+        raise RuntimeError(f"Rank 0 failed to extract the codes to {str(output_path)!r}: {outcome[0]}")
+    return Path(output_path)
+
+
+@torch.no_grad()
+def _extract_codes(
+    network: torch.nn.Module,
+    dataset: Dataset,
+    output_path: str | os.PathLike,
+    batch_size: int,
+    device: str | torch.device,
+    checkpoint: str | os.PathLike | None,
+    num_workers: int,
+) -> Path:
     vqvae = getattr(network, "network", network)
     output_path = Path(output_path)
     settings = {
@@ -83,6 +120,7 @@ def extract_codes(
         "checkpoint_sha256": file_digest(checkpoint) if checkpoint is not None else None,
     }
     if checkpoint is not None and output_path.is_file() and _settings_of(output_path) == settings:
+        logger.info("Reusing the codes in %s (same checkpoint, same %d slices).", output_path, len(dataset))
         return output_path
     was_training = vqvae.training
     vqvae.eval().to(device)
@@ -112,7 +150,9 @@ def extract_codes(
         with open(temporary, "wb") as stream:
             np.savez_compressed(stream, **arrays)
 
-    return atomic_write(output_path, write)
+    atomic_write(output_path, write)
+    logger.info("Wrote the codes of %d slices to %s.", len(dataset), output_path)
+    return output_path
 
 
 class CodeDataset(Dataset):

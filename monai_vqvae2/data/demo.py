@@ -17,6 +17,7 @@ wrote them, never a file merely because of its name.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "DEMO_GRID_SHAPE",
     "DEMO_MARKER",
     "MNI_NOTICE",
+    "check_demo_dependencies",
     "default_demo_dir",
     "demo_session_paths",
     "prepare_demo_dataset",
@@ -69,6 +71,19 @@ injury to subjects or patients resulting from the use or misuse of this software
 References: Fonov V. et al., NeuroImage 54(1):313-327 (2011), doi:10.1016/j.neuroimage.2010.07.033;
 Fonov V. et al., NeuroImage 47:S102 (2009); Collins D. L. et al., NeuroImage 1999.
 """
+
+
+def check_demo_dependencies() -> None:
+    """Check that nilearn, which ships the MNI152 template and is only an optional dependency, is installed.
+
+    Raises:
+        ImportError: nilearn is missing; the message gives the install command of the ``demo`` extra.
+    """
+    if importlib.util.find_spec("nilearn") is None:
+        raise ImportError(
+            "The embedded demo data is made from the MNI152 template that nilearn ships, and nilearn is not "
+            'installed: pip install "monai-vqvae2[demo]"'
+        )
 
 
 def default_demo_dir() -> Path:
@@ -131,6 +146,7 @@ def _atomic_save_analyze(data: np.ndarray, header_path: Path) -> None:
 
 def _load_template() -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Template and brain mask as a ``(1, 2, X, Y, Z)`` tensor, the template affine and the mask's centre (mm)."""
+    check_demo_dependencies()
     from nilearn.datasets import load_mni152_brain_mask, load_mni152_template
 
     template = load_mni152_template(resolution=1)
@@ -282,6 +298,7 @@ def prepare_demo_dataset(
     Raises:
         ValueError: ``num_subjects`` < 1 or > 9999.
         FileExistsError: ``root`` exists, is not empty and was not created by this function.
+        ImportError: sessions must be generated and nilearn (the optional ``demo`` extra) is not installed.
     """
     if not 1 <= int(num_subjects) <= 9999 or int(num_subjects) != num_subjects:
         raise ValueError(f"`num_subjects` must be an int in [1, 9999], got {num_subjects!r}.")

@@ -13,7 +13,7 @@ from monai_vqvae2.networks import prior_for_level
 from tests.bundle.conftest import CONFIGS, TINY_OVERRIDES, run_bundle
 from tests.bundle.test_bundle_stages import PRIOR_OVERRIDES
 
-BANK = ["common.yaml", "generate_bank.yaml"]
+BANK = ["generate_bank.yaml"]
 CODE_POSITIONS = [0.25, 0.25, 0.5, 0.75]
 
 

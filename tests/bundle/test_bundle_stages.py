@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 from importlib import metadata
 
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser, ckpt_export, verify_metadata, verify_net_in_out
+from monai.bundle import ConfigParser, ckpt_export, load, verify_metadata, verify_net_in_out
 
+from monai_vqvae2.networks import VQVAE2Reconstructor
 from tests.bundle.conftest import CONFIGS, SCHEMA, TINY_OVERRIDES, run_bundle
 
-TRAIN = ["common.yaml", "train_autoencoder.yaml"]
+TRAIN = ["train_autoencoder.yaml"]
 
 
 def data_overrides(dataset, output_dir, *extra):
@@ -56,7 +58,7 @@ def test_train_writes_checkpoints_metrics_figures_and_provenance(trained_run):
 
 
 def test_evaluate_and_inference_stages(trained_run, nifti_dataset):
-    run_bundle(["common.yaml", "evaluate.yaml"], *data_overrides(nifti_dataset, trained_run, *TINY_OVERRIDES))
+    run_bundle(["evaluate.yaml"], *data_overrides(nifti_dataset, trained_run, *TINY_OVERRIDES))
     record = json.loads((trained_run / "evaluation" / "metrics.json").read_text())
     metrics = record["metrics"]
     assert record["split"] == "test" and record["checkpoint"].endswith("model.pt")
@@ -67,7 +69,7 @@ def test_evaluate_and_inference_stages(trained_run, nifti_dataset):
 
     volume = next(nifti_dataset.glob("sub03_*.nii.gz"))
     run_bundle(
-        ["common.yaml", "inference.yaml"],
+        ["inference.json"],
         *data_overrides(nifti_dataset, trained_run, *TINY_OVERRIDES),
         "--input_dir",
         json.dumps([str(volume)]),
@@ -112,42 +114,71 @@ def test_metadata_is_valid_against_the_offline_schema(tmp_path):
     verify_metadata(meta_file=str(CONFIGS / "metadata.json"), filepath=str(SCHEMA))
 
 
-def test_network_def_passes_verify_net_in_out():
+def test_network_def_passes_verify_net_in_out_with_the_inference_config():
     verify_net_in_out(
         net_id="network_def",
         meta_file=str(CONFIGS / "metadata.json"),
-        config_file=[str(CONFIGS / "common.yaml")],
+        config_file=str(CONFIGS / "inference.json"),
         device="cpu",
         n=4,
         **{"network_def#channels": 8, "network_def#num_res_channels": 4, "network_def#num_embeddings": 16},
     )
 
 
-def test_ckpt_export_gives_a_torchscript_model_that_reproduces_the_reconstruction(trained_run, tmp_path):
-    exported = tmp_path / "model.ts"
+def _tiny_network_overrides() -> dict[str, int]:
     tiny = dict(zip([o.lstrip("-") for o in TINY_OVERRIDES[::2]], TINY_OVERRIDES[1::2]))
-    network_overrides = {k: int(v) for k, v in tiny.items() if k.startswith("network_def#")}
+    return {k: int(v) for k, v in tiny.items() if k.startswith("network_def#")}
+
+
+def _trained_network(trained_run):
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / "inference.json"))
+    for key, value in _tiny_network_overrides().items():
+        parser[key] = value
+    network = parser.get_parsed_content("network_def")
+    network.load_state_dict(torch.load(trained_run / "models" / "model.pt", weights_only=True))
+    return network.eval()
+
+
+def test_ckpt_export_gives_a_torchscript_model_that_reproduces_the_reconstruction(trained_run, tmp_path):
+    # tracing is the supported export route (bundle/docs/README.md says why the networks are not scripted)
+    exported = tmp_path / "model.ts"
     ckpt_export(
         net_id="network_def",
         filepath=str(exported),
         ckpt_file=str(trained_run / "models" / "model.pt"),
         meta_file=str(CONFIGS / "metadata.json"),
-        config_file=str(CONFIGS / "common.yaml"),
+        config_file=str(CONFIGS / "inference.json"),
         use_trace=True,
         input_shape=[1, 1, 32, 32],
-        **network_overrides,
+        **_tiny_network_overrides(),
     )
     scripted = torch.jit.load(str(exported))
-    parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "common.yaml"))
-    for key, value in network_overrides.items():
-        parser[key] = value
-    network = parser.get_parsed_content("network_def")
-    network.load_state_dict(torch.load(trained_run / "models" / "model.pt", weights_only=True))
-    network.eval()
+    network = _trained_network(trained_run)
     images = torch.rand(3, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(scripted(images), network(images), rtol=0, atol=1e-6)
+
+
+def test_monai_bundle_load_returns_the_trained_network_from_models_model_pt(trained_run, tmp_path, monkeypatch):
+    """The model-zoo layout: <bundle>/configs/inference.json and the weights at <bundle>/models/model.pt."""
+    bundle = tmp_path / "brain_vqvae2"
+    shutil.copytree(CONFIGS, bundle / "configs")
+    (bundle / "models").mkdir()
+    shutil.copy(trained_run / "models" / "model.pt", bundle / "models" / "model.pt")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    overrides = {key.removeprefix("network_def#"): value for key, value in _tiny_network_overrides().items()}
+    loaded = load(
+        "brain_vqvae2", bundle_dir=str(tmp_path), workflow_type="inference", device="cpu", net_override=overrides
+    )
+    assert isinstance(loaded, VQVAE2Reconstructor)
+    expected = _trained_network(trained_run).state_dict()
+    assert loaded.state_dict().keys() == expected.keys()
+    for key, value in expected.items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    assert list(elsewhere.iterdir()) == []  # loading the network writes nothing
 
 
 PRIOR_OVERRIDES = [
@@ -169,7 +200,7 @@ PRIOR_OVERRIDES = [
 def test_prior_stages_reduce_validation_nll_and_sampling_writes_slices(trained_run, nifti_dataset):
     for level in ("top", "bottom"):
         run_bundle(
-            ["common.yaml", "train_prior.yaml"],
+            ["train_prior.yaml"],
             *data_overrides(nifti_dataset, trained_run, *TINY_OVERRIDES, *PRIOR_OVERRIDES),
             "--prior_level",
             level,
@@ -191,7 +222,7 @@ def test_prior_stages_reduce_validation_nll_and_sampling_writes_slices(trained_r
         assert codes["level0"].shape[1:] == (4, 4) and codes["level1"].shape[1:] == (8, 8)
 
     run_bundle(
-        ["common.yaml", "sample.yaml"],
+        ["sample.yaml"],
         *data_overrides(nifti_dataset, trained_run, *TINY_OVERRIDES, *PRIOR_OVERRIDES),
         "--num_samples",
         "2",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import nibabel as nib
 import pytest
@@ -56,5 +57,12 @@ def test_demo_job_runs_every_stage(nifti_dataset, tmp_path):
 def test_demo_rejects_unknown_stages_and_missing_bundle(tmp_path):
     with pytest.raises(ValueError, match=r"Unknown stages \[.sampling.\]"):
         run_demo(tmp_path, ROOT / "bundle", stages=("train", "sampling"))
-    with pytest.raises(FileNotFoundError, match="No bundle configs under"):
+    with pytest.raises(FileNotFoundError, match=r"No bundle configs under \S*nowhere.configs \(looked for demo.yaml\)"):
         run_demo(tmp_path, tmp_path / "nowhere")
+
+
+def test_demo_without_nilearn_says_how_to_install_it_before_any_stage(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nilearn", None)  # as if nilearn were not installed
+    with pytest.raises(ImportError, match=r'nilearn is not installed: pip install "monai-vqvae2\[demo\]"'):
+        run_demo(tmp_path / "demo")  # the bundle installed with the package, the demo data
+    assert not (tmp_path / "demo").exists()

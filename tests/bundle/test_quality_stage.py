@@ -38,7 +38,7 @@ def test_quality_report_stage_flags_copied_training_slices(nifti_dataset, tmp_pa
     write_samples(torch.cat([copies, others]), output_dir / "samples", {"seed": 0}, slice_positions=positions)
 
     run_bundle(
-        ["common.yaml", "quality_report.yaml"],
+        ["quality_report.yaml"],
         "--dataset_dir", str(nifti_dataset), "--dataset_kind", "nifti", "--output_dir", str(output_dir),
         *TINY_OVERRIDES,
     )  # fmt: skip

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_file_loader import EventFileLoad
 
 from tests.bundle.conftest import ROOT, TINY_OVERRIDES, bundle_command, run_bundle
 
-TRAIN = ["common.yaml", "train_autoencoder.yaml"]
+TRAIN = ["train_autoencoder.yaml"]
 
 
 def overrides(dataset, output_dir, *extra):

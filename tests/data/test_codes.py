@@ -1,10 +1,15 @@
-"""Code extraction: once, in evaluation mode, compact on disk, resumable; served per level for prior training."""
+"""Code extraction: once (by rank 0 alone under torch.distributed), in evaluation mode, compact on disk, resumable;
+served per level for prior training."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from monai.data import Dataset
 
 from monai_vqvae2.data.codes import CodeDataset, extract_codes
@@ -79,3 +84,50 @@ def test_code_dataset_errors(tmp_path):
         CodeDataset(path, level=2)
     with pytest.raises(ValueError, match="needs a coarser level"):
         CodeDataset(path, level=0, with_condition=True)
+
+
+class _Unreadable(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int):
+        raise OSError(f"slice {index} is unreadable")
+
+
+def _extract_on_rank(rank: int, folder, world_size: int) -> None:
+    """One gloo rank: extract good codes, then codes of an unreadable dataset; record what this rank saw."""
+    dist.init_process_group("gloo", init_method=f"file://{folder / 'rendezvous'}", rank=rank, world_size=world_size)
+    try:
+        torch.manual_seed(0)
+        network = VQVAE2(2, 1, 1, **TINY).eval()
+        encoded = []
+        quantize = network.index_quantize
+
+        def counting_quantize(images):
+            encoded.append(len(images))
+            return quantize(images)
+
+        network.index_quantize = counting_quantize
+        path = extract_codes(network, slices(), folder / "codes.npz", batch_size=4)
+        record = {"encoded": sum(encoded), "path": str(path), "readable": len(CodeDataset(path))}
+        try:
+            extract_codes(network, _Unreadable(), folder / "broken.npz")
+        except (OSError, RuntimeError) as error:
+            record["error"] = f"{type(error).__name__}: {error}"
+        (folder / f"rank{rank}.json").write_text(json.dumps(record))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_under_torch_distributed_rank0_alone_encodes_and_its_errors_reach_every_rank(tmp_path):
+    mp.spawn(_extract_on_rank, args=(tmp_path, 2), nprocs=2)
+    first, second = (json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2))
+    assert first["encoded"] == 10 and second["encoded"] == 0  # rank 1 waited for rank 0's file, then read it
+    assert first["path"] == second["path"] == str(tmp_path / "codes.npz")
+    assert first["readable"] == second["readable"] == 10
+    assert first["error"] == "OSError: slice 0 is unreadable"
+    assert second["error"] == (
+        f"RuntimeError: Rank 0 failed to extract the codes to {str(tmp_path / 'broken.npz')!r}: "
+        "OSError: slice 0 is unreadable"
+    )
+    assert not (tmp_path / "broken.npz").exists()

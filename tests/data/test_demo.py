@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 
 import nibabel as nib
@@ -146,3 +147,9 @@ def test_clean_up_removes_only_files_whose_content_it_wrote(tmp_path):
     assert second.is_file() and not second.with_suffix(".img").exists()  # the edited header stays, the image goes
     first = demo_session_paths(folder, 1, with_mr2=False)[0]
     assert first.is_file() and first.with_suffix(".img").is_file()
+
+
+def test_demo_data_without_nilearn_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nilearn", None)  # as if nilearn were not installed
+    with pytest.raises(ImportError, match=r'nilearn is not installed: pip install "monai-vqvae2\[demo\]"'):
+        prepare_demo_dataset(tmp_path / "demo", num_subjects=1)
