@@ -39,6 +39,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "cosine": {"warmup": 30, "cosine": True, "learning_rate": 2e-3},
     "attention_cosine": {"attention_every": 3, "warmup": 30, "cosine": True, "learning_rate": 2e-3},
     "wide": {"channels": 64},
+    # the bundle's schedule (warm-up + cosine, 2e-3) with and without the position encoding of every code position
+    "cosine_positions": {"warmup": 30, "cosine": True, "learning_rate": 2e-3, "position_frequencies": 4},
 }
 
 
@@ -60,6 +62,7 @@ def build(variant: str, level: int, train: CodeDataset) -> tuple[PixelCNNPrior, 
         condition_num_embeddings=codebooks[level - 1] if conditioned else None,
         condition_upsample=train.indices.shape[-1] // train.condition.shape[-1] if conditioned else 2,
         num_scalars=1,
+        position_frequencies=settings.get("position_frequencies", 0),
     )
     return prior, settings
 

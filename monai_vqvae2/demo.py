@@ -22,9 +22,10 @@ from typing import Any
 
 from monai_vqvae2.bundle import bundle_path
 from monai_vqvae2.data.demo import check_demo_dependencies
+from monai_vqvae2.io import atomic_write
 from monai_vqvae2.pipeline import format_summary, parse_override, run_pipeline
 
-__all__ = ["run_demo"]
+__all__ = ["export_figures", "run_demo"]
 
 STAGES = ("train", "evaluate", "inference", "prior_top", "prior_bottom", "sample", "quality")
 DEFAULT_STAGES = STAGES
@@ -78,6 +79,39 @@ def run_demo(
     return summary["evaluation"]
 
 
+# the README's pictures: what the demo wrote -> the name under --figures_dir
+FIGURES = {
+    "quality/samples_by_position.png": "demo_samples.png",
+    "evaluation/reconstructions_epoch*.png": "demo_reconstructions.png",
+}
+
+
+def export_figures(output_dir: str | Path, figures_dir: str | Path) -> list[Path]:
+    """Copy the demo's sample grid (beside real test slices) and its reconstruction figure to ``figures_dir`` under
+    stable names, as the README shows them (``docs/images``).
+
+    Args:
+        output_dir: a demo run's output folder.
+        figures_dir: where the pictures go (created if missing).
+
+    Returns:
+        the written files.
+
+    Raises:
+        FileNotFoundError: a figure the run did not write (the message names the stage that writes it).
+    """
+    output_dir, figures_dir = Path(output_dir), Path(figures_dir)
+    written = []
+    for pattern, name in FIGURES.items():
+        found = sorted(output_dir.glob(pattern), key=lambda path: (len(path.name), path.name))
+        if not found:
+            stage = pattern.split("/")[0]
+            raise FileNotFoundError(f"{output_dir / pattern} not found: run the demo's '{stage}' stage first.")
+        data = found[-1].read_bytes()  # the last epoch's figure
+        written.append(atomic_write(figures_dir / name, lambda path, data=data: path.write_bytes(data)))
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", default="outputs/demo", help="where every output goes")
@@ -92,6 +126,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--override", action="append", type=parse_override, default=[], metavar="KEY=VALUE",
         help="a config value for every stage, e.g. image_size=64 or network_def#channels=16 (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--figures_dir", default=None, help="also copy the sample grid and reconstruction figure here (docs/images)"
+    )
     args = parser.parse_args(argv)
     overrides = dict(args.override)
     if args.max_epochs is not None:
@@ -99,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     run_demo(args.output_dir, args.bundle_dir, tuple(args.stages), **overrides)
     summary = json.loads((Path(args.output_dir) / "demo_summary.json").read_text())
     print("\n" + format_summary(summary, args.output_dir))
+    if args.figures_dir is not None:
+        for path in export_figures(args.output_dir, args.figures_dir):
+            print(f"figure: {path}")
 
 
 if __name__ == "__main__":

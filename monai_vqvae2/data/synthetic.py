@@ -86,14 +86,17 @@ def _check_seed(seed: Any) -> int:
     return int(seed)
 
 
+def temperature_setting(temperature: float | Sequence[float]) -> float | list[float]:
+    """The temperature as recorded in manifests and passed to the sampler: one float, or a list of floats (one per
+    level)."""
+    return [float(value) for value in temperature] if isinstance(temperature, (list, tuple)) else float(temperature)
+
+
 def _check_sampling(temperature: Any, top_k: Any, method: Any) -> None:
     """The sampler's own checks, made up front (before the first item or chunk is generated)."""
-    from monai_vqvae2.inferers.sampler import SAMPLING_METHODS
+    from monai_vqvae2.inferers.sampler import SAMPLING_METHODS, level_temperatures
 
-    if isinstance(temperature, bool) or not (
-        isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0
-    ):
-        raise ValueError(f"`temperature` must be a positive finite number, got {temperature!r}.")
+    level_temperatures(temperature)
     if top_k is not None and not _is_count(top_k):
         raise ValueError(f"`top_k` must be None or a positive integer, got {top_k!r}.")
     if method not in SAMPLING_METHODS:
@@ -386,7 +389,7 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
             position is drawn from them, uniformly with replacement. Exclusive with ``slice_positions``.
         labels: class label of every item (one int or one per item), for priors built with ``num_classes > 0``.
         seed: seed the batch seeds and positions derive from.
-        temperature: softmax temperature of the priors.
+        temperature: softmax temperature of the priors, one number or one per level (coarsest first).
         top_k: sample among the ``top_k`` most likely codes only.
         method: ``"fast"`` (cached) or ``"naive"``; both give the same codes.
         batch_size: items generated together.
@@ -413,7 +416,7 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
         real_positions: Sequence[float] | None = None,
         labels: int | Sequence[int] | None = None,
         seed: int = 0,
-        temperature: float = 1.0,
+        temperature: float | Sequence[float] = 1.0,
         top_k: int | None = None,
         method: str = "fast",
         batch_size: int = 16,
@@ -482,7 +485,7 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
         )
         self.labels = _resolve_labels(num_classes, self.num_samples, labels)
         self.sampler = source
-        self.temperature = float(temperature)
+        self.temperature = temperature_setting(temperature)
         self.top_k = top_k
         self.method = method
         self.batch_seeds = [_batch_seed(self.seed, b) for b in range(math.ceil(self.num_samples / self.batch_size))]

@@ -35,6 +35,7 @@ from monai_vqvae2.data.synthetic import (
     bank_file_name,
     bank_grid_name,
     load_bank_manifest,
+    temperature_setting,
 )
 from monai_vqvae2.engines.provenance import package_versions
 from monai_vqvae2.inferers.sampler import HierarchicalSampler
@@ -109,7 +110,7 @@ def generate_bank(
     slice_positions: float | Sequence[float] | None = None,
     real_positions: Sequence[float] | None = None,
     labels: int | Sequence[int] | None = None,
-    temperature: float = 1.0,
+    temperature: float | Sequence[float] = 1.0,
     top_k: int | None = None,
     method: str = "fast",
     batch_size: int | None = None,
@@ -147,7 +148,7 @@ def generate_bank(
         real_positions: positions of real slices (e.g. :func:`~monai_vqvae2.data.training_slice_positions`) to draw
             each slice's position from, uniformly with replacement; exclusive with ``slice_positions``.
         labels: class label (one int or one per slice) for priors built with ``num_classes > 0``.
-        temperature: softmax temperature of the priors.
+        temperature: softmax temperature of the priors, one number or one per level (coarsest first).
         top_k: sample among the ``top_k`` most likely codes only.
         method: ``"fast"`` (cached) or ``"naive"``.
         batch_size: samples the sampler generates at once within a chunk (memory only; results do not depend on it).
@@ -179,7 +180,7 @@ def generate_bank(
     settings = {
         "seed": seed,
         "chunk_size": chunk_size,
-        "temperature": float(temperature),
+        "temperature": temperature_setting(temperature),
         "top_k": top_k,
         "method": method,
         "spatial_shape": list(sampler.spatial_shape),
@@ -259,7 +260,7 @@ def generate_bank(
         stop = first + count
         output = sampler.sample(
             count,
-            temperature=float(temperature),
+            temperature=temperature_setting(temperature),
             top_k=top_k,
             labels=None if label_values is None else torch.from_numpy(label_values[first:stop]),
             scalars=None if positions is None else torch.from_numpy(positions[first:stop])[:, None],

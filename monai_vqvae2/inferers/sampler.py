@@ -51,6 +51,38 @@ def _choose(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, to
     return chosen.clamp_(max=logits.shape[-1] - 1)
 
 
+def level_temperatures(temperature: float | Sequence[float], num_levels: int | None = None) -> list[float]:
+    """Softmax temperatures, one per level (coarsest first), from one number for every level or one per level.
+
+    A lower temperature for the finer levels than for the top keeps the diversity of the anatomy (top codes) while
+    sharpening the texture the finer priors add (e.g. ``[0.8, 0.5]``).
+
+    Args:
+        temperature: a positive finite number, or a sequence of them.
+        num_levels: the number of levels a sequence must have; ``None`` checks only the values.
+
+    Returns:
+        the temperatures as floats (``num_levels`` of them when given and ``temperature`` is one number).
+
+    Raises:
+        ValueError: a value that is not a positive finite number, or a sequence of the wrong length.
+    """
+    values = list(temperature) if isinstance(temperature, (list, tuple)) else [temperature]
+    for value in values:
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"`temperature` must be a positive finite number or one per level, got {temperature!r}.")
+    if not values:
+        raise ValueError("`temperature` must be a positive finite number or one per level, got an empty sequence.")
+    if isinstance(temperature, (list, tuple)):
+        if num_levels is not None and len(values) != num_levels:
+            raise ValueError(
+                f"`temperature` has {len(values)} values but the VQ-VAE-2 has {num_levels} levels (one per level, "
+                "coarsest first, or one number for all)."
+            )
+        return [float(value) for value in values]
+    return [float(temperature)] * (num_levels or 1)
+
+
 class HierarchicalSampler:
     """Generate images from a trained :class:`~monai_vqvae2.networks.VQVAE2` and one
     :class:`~monai_vqvae2.networks.PixelCNNPrior` per level (Razavi et al. 2019, https://arxiv.org/abs/1906.00446).
@@ -170,7 +202,7 @@ class HierarchicalSampler:
     def sample(
         self,
         num_samples: int,
-        temperature: float = 1.0,
+        temperature: float | Sequence[float] = 1.0,
         top_k: int | None = None,
         labels: torch.Tensor | int | None = None,
         scalars: torch.Tensor | float | None = None,
@@ -182,7 +214,8 @@ class HierarchicalSampler:
 
         Args:
             num_samples: number of images ``B``.
-            temperature: softmax temperature (> 0); below 1 sharpens the priors.
+            temperature: softmax temperature (> 0), one for every level or one per level (coarsest first, see
+                :func:`level_temperatures`); below 1 sharpens the priors.
             top_k: keep only the ``top_k`` most likely codes at each position; ``None`` (or a value at least a
                 level's code count) keeps all.
             labels: class labels ``(B,)`` or one int for all, for priors built with ``num_classes > 0``.
@@ -200,8 +233,7 @@ class HierarchicalSampler:
         """
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"`num_samples` must be a positive integer, got {num_samples!r}.")
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"`temperature` must be a positive finite number, got {temperature!r}.")
+        temperatures = level_temperatures(temperature, len(self.priors))
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"`top_k` must be None or a positive integer, got {top_k!r}.")
         if method not in SAMPLING_METHODS:
@@ -236,7 +268,7 @@ class HierarchicalSampler:
                     condition=condition,
                     labels=labels[chunk] if labels is not None and prior.num_classes else None,
                     scalars=scalars[chunk] if scalars is not None and prior.num_scalars else None,
-                    temperature=float(temperature),
+                    temperature=temperatures[level],
                     top_k=top_k,
                     method=method,
                 )

@@ -194,7 +194,7 @@ def sample_to_folder(
     output_dir: str | os.PathLike,
     num_samples: int,
     slice_position: float | Sequence[float] | None = None,
-    temperature: float = 1.0,
+    temperature: float | Sequence[float] = 1.0,
     top_k: int | None = None,
     seed: int = 0,
     method: str = "fast",
@@ -214,7 +214,7 @@ def sample_to_folder(
         num_samples: slices to generate at each slice position (all of them when ``slice_position`` is None).
         slice_position: normalised axial position (0 = inferior, 1 = superior) for priors conditioned on it: one
             number, or a list of them (e.g. ``[0.3, 0.5, 0.7]``); ``None`` for unconditioned priors.
-        temperature: softmax temperature of the priors.
+        temperature: softmax temperature of the priors, one number or one per level (coarsest first).
         top_k: sample among the ``top_k`` most likely codes only.
         seed: seed of the sampler's own generator.
         method: ``"fast"`` (cached) or ``"naive"``; both give the same codes.

@@ -22,6 +22,31 @@ def _gate(features: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.tanh(value) * torch.sigmoid(gate)
 
 
+def position_encoding(spatial_shape: Sequence[int], frequencies: int, like: torch.Tensor) -> torch.Tensor:
+    """Sines and cosines of the normalised coordinates of every position of a ``(H, W)`` map.
+
+    Args:
+        spatial_shape: ``(H, W)``.
+        frequencies: ``F``; axis coordinates ``c`` in (-1, 1) (cell centres) give ``sin(2^k pi c)``, ``cos(2^k pi c)``
+            for ``k = 0 .. F - 1``.
+        like: a tensor whose dtype and device the encoding takes.
+
+    Returns:
+        ``(1, 4F, H, W)``: row features, then column features.
+    """
+    axes = []
+    for axis, size in enumerate(spatial_shape):
+        centres = (2 * torch.arange(size, dtype=like.dtype, device=like.device) + 1) / size - 1
+        angles = (
+            centres[None] * (math.pi * 2.0 ** torch.arange(frequencies, dtype=like.dtype, device=like.device))[:, None]
+        )
+        features = torch.cat([torch.sin(angles), torch.cos(angles)])  # (2F, size)
+        shape = [1, 2 * frequencies, 1, 1]
+        shape[2 + axis] = size
+        axes.append(features.view(shape).expand(1, 2 * frequencies, *spatial_shape))
+    return torch.cat(axes, dim=1)
+
+
 class _GatedBlock(nn.Module):
     """One gated layer with a vertical and a horizontal stack (van den Oord et al. 2016, Fig. 2).
 
@@ -140,7 +165,11 @@ class PixelCNNPrior(nn.Module):
           upsampled by nearest-neighbour repetition (``condition_upsample``) to this level's size, is added into every
           block through a 1×1 convolution;
         - global: class labels (``num_classes``, an embedding) and scalars (``num_scalars``, e.g. the normalised slice
-          position in [0, 1], a small MLP) are added as a per-block bias.
+          position in [0, 1], a small MLP) are added as a per-block bias;
+        - position (``position_frequencies > 0``): sines and cosines of each position's row and column coordinates,
+          through a small 1×1 MLP, are added to the spatial condition. Without it a PixelCNN cannot tell where in
+          the map it is (the last row from any other, the centre from the border), which matters for aligned images
+          such as brain slices (the coordinate "background" channels of PixelSNAIL serve the same purpose).
 
     Only ``spatial_dims=2`` is implemented. :class:`PixelCNNIncrementalState` evaluates the same network one position
     at a time with cached activations, for fast sampling (see :class:`monai_vqvae2.inferers.HierarchicalSampler`).
@@ -158,6 +187,8 @@ class PixelCNNPrior(nn.Module):
         condition_upsample: integer factor from the condition's size to this level's size.
         num_classes: number of class labels for global conditioning; 0 disables.
         num_scalars: number of scalar conditions (e.g. 1 for the slice position); 0 disables.
+        position_frequencies: frequencies ``F`` of the position encoding (:func:`position_encoding`, ``4F``
+            features); 0 disables.
 
     Raises:
         NotImplementedError: ``spatial_dims == 3``.
@@ -187,6 +218,7 @@ class PixelCNNPrior(nn.Module):
         condition_upsample: int = 2,
         num_classes: int = 0,
         num_scalars: int = 0,
+        position_frequencies: int = 0,
     ) -> None:
         super().__init__()
         if spatial_dims == 3:
@@ -204,6 +236,7 @@ class PixelCNNPrior(nn.Module):
             ("condition_upsample", condition_upsample, 1),
             ("num_classes", num_classes, 0),
             ("num_scalars", num_scalars, 0),
+            ("position_frequencies", position_frequencies, 0),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
@@ -233,12 +266,21 @@ class PixelCNNPrior(nn.Module):
         self.condition_upsample = condition_upsample
         self.num_classes = num_classes
         self.num_scalars = num_scalars
+        self.position_frequencies = position_frequencies
 
-        spatial = condition_num_embeddings is not None
+        spatial = condition_num_embeddings is not None or position_frequencies > 0
         global_ = num_classes > 0 or num_scalars > 0
         self.embedding = nn.Embedding(num_embeddings, channels)
-        self.condition_embedding = nn.Embedding(condition_num_embeddings, channels) if spatial else None
-        self.condition_conv = nn.Conv2d(channels, channels, 3, padding=1) if spatial else None
+        conditioned = condition_num_embeddings is not None
+        self.condition_embedding = nn.Embedding(condition_num_embeddings, channels) if conditioned else None
+        self.condition_conv = nn.Conv2d(channels, channels, 3, padding=1) if conditioned else None
+        # a map of codes of aligned images depends on where in the map a code sits (background at the border, the
+        # midline in the middle), which the convolutions and attention cannot see: give every position its coordinates
+        self.position_projection = (
+            nn.Sequential(nn.Conv2d(4 * position_frequencies, channels, 1), nn.ELU(), nn.Conv2d(channels, channels, 1))
+            if position_frequencies
+            else None
+        )
         self.label_embedding = nn.Embedding(num_classes, channels) if num_classes else None
         self.scalar_projection = (
             nn.Sequential(nn.Linear(num_scalars, channels), nn.ELU(), nn.Linear(channels, channels))
@@ -341,6 +383,10 @@ class PixelCNNPrior(nn.Module):
             spatial = F.elu(self.condition_conv(embedded))
             factor = self.condition_upsample
             spatial = spatial.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)
+        if self.position_projection is not None:
+            weight = self.position_projection[0].weight
+            encoded = self.position_projection(position_encoding(spatial_shape, self.position_frequencies, weight))
+            spatial = encoded if spatial is None else spatial + encoded
         global_ = None
         if self.label_embedding is not None and labels is not None:
             global_ = self.label_embedding(labels.long())

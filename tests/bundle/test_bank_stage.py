@@ -34,7 +34,7 @@ def write_run(output_dir) -> list:
     checkpoints = [output_dir / "models" / "model.pt"]
     checkpoints[0].parent.mkdir(parents=True)
     torch.save(network.state_dict(), checkpoints[0])
-    prior_settings = overrides(PRIOR_OVERRIDES, "prior_settings#")
+    prior_settings = {**parser.get_parsed_content("prior_settings"), **overrides(PRIOR_OVERRIDES, "prior_settings#")}
     for level, name in enumerate(("top", "bottom")):
         prior = prior_for_level(network.network, level, num_scalars=1, **prior_settings)
         path = output_dir / "models" / f"prior_{name}" / "model.pt"

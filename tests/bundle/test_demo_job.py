@@ -8,7 +8,7 @@ import sys
 import nibabel as nib
 import pytest
 
-from monai_vqvae2.demo import STAGES, run_demo
+from monai_vqvae2.demo import STAGES, export_figures, run_demo
 from tests.bundle.conftest import ROOT, TINY_OVERRIDES
 
 
@@ -52,6 +52,14 @@ def test_demo_job_runs_every_stage(nifti_dataset, tmp_path):
     written = sorted((output_dir / "inference").glob("*_recon.nii.gz"))
     assert len(written) == len(test_volumes) >= 1
     assert nib.load(written[0]).shape == nib.load(test_volumes[0]).shape
+
+    # the README's pictures, copied under stable names
+    figures = export_figures(output_dir, tmp_path / "images")
+    assert [path.name for path in figures] == ["demo_samples.png", "demo_reconstructions.png"]
+    assert figures[0].read_bytes() == (output_dir / "quality" / "samples_by_position.png").read_bytes()
+    assert figures[1].read_bytes() == (output_dir / "evaluation" / "reconstructions_epoch1.png").read_bytes()
+    with pytest.raises(FileNotFoundError, match=r"quality.samples_by_position.png not found: run the demo's 'quality'"):
+        export_figures(tmp_path / "images", tmp_path / "nowhere")
 
 
 def test_demo_rejects_unknown_stages_and_missing_bundle(tmp_path):

@@ -111,7 +111,7 @@ def test_unconditioned_priors_take_no_positions_and_labels_are_kept():
         ({"num_samples": None}, ValueError, r"`num_samples` is required when generating on the fly"),
         ({"batch_size": 0}, ValueError, r"`batch_size` must be a positive integer, got 0"),
         ({"seed": -1}, ValueError, r"`seed` must be a non-negative integer, got -1"),
-        ({"temperature": 0.0}, ValueError, r"`temperature` must be a positive finite number, got 0.0"),
+        ({"temperature": 0.0}, ValueError, r"`temperature` must be a positive finite number or one per level, got 0.0"),
         ({"top_k": 0}, ValueError, r"`top_k` must be None or a positive integer, got 0"),
         ({"method": "slow"}, ValueError, r"`method` must be one of \('fast', 'naive'\), got 'slow'"),
         ({"slice_positions": None}, ValueError, r"conditioned on the slice position \(`num_scalars=1`\): pass"),

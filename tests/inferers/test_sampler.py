@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from monai_vqvae2.inferers import HierarchicalSampler, SampleOutput
+from monai_vqvae2.inferers.sampler import level_temperatures
 from monai_vqvae2.networks import VQVAE2, PixelCNNPrior
 from tests.tiny import single_thread  # noqa: F401 (autouse fixture)
 
@@ -13,7 +14,11 @@ PRIOR = {"spatial_dims": 2, "channels": 16, "num_layers": 3, "kernel_size": 3}
 
 
 def build(
-    num_classes: int = 0, num_scalars: int = 0, top_attention: int = 2, bottom_attention: int = 0
+    num_classes: int = 0,
+    num_scalars: int = 0,
+    top_attention: int = 2,
+    bottom_attention: int = 0,
+    position_frequencies: int = 0,
 ) -> tuple[VQVAE2, list[PixelCNNPrior]]:
     torch.manual_seed(0)
     vqvae = VQVAE2(
@@ -27,8 +32,14 @@ def build(
         embedding_dim=4,
     )
     global_conditions = {"num_classes": num_classes, "num_scalars": num_scalars}
+    positions = {"position_frequencies": position_frequencies}
     top = PixelCNNPrior(
-        num_embeddings=TOP_CODES, attention_every=top_attention, num_heads=2, **PRIOR, **global_conditions
+        num_embeddings=TOP_CODES,
+        attention_every=top_attention,
+        num_heads=2,
+        **PRIOR,
+        **global_conditions,
+        **positions,
     )
     bottom = PixelCNNPrior(
         num_embeddings=BOTTOM_CODES,
@@ -37,6 +48,7 @@ def build(
         attention_every=bottom_attention,
         num_heads=2,
         **PRIOR,
+        **positions,
     )
     return vqvae, [top, bottom]
 
@@ -55,6 +67,8 @@ def assert_same_codes(first: SampleOutput, second: SampleOutput) -> None:
         ({"num_classes": 3, "num_scalars": 1}, {"labels": torch.tensor([0, 2, 1]), "scalars": 0.25}),
         ({"num_classes": 3, "num_scalars": 2}, {"labels": 1, "scalars": torch.rand(3, 2), "temperature": 1.5}),
         ({"num_scalars": 1, "bottom_attention": 1}, {"scalars": 0.5}),  # a bottom prior that sees its whole map
+        ({"num_scalars": 1, "position_frequencies": 3}, {"scalars": 0.5}),  # both priors know where they are
+        ({}, {"temperature": [1.2, 0.4]}),  # one temperature per level
     ],
 )
 def test_fast_sampling_gives_exactly_the_naive_codes(conditions, options):
@@ -110,6 +124,25 @@ def test_sampling_uses_neither_the_global_rng_nor_training_mode():
     assert next(priors[0].parameters()).dtype == torch.float32
 
 
+def test_per_level_temperatures_change_only_their_level():
+    sampler = HierarchicalSampler(*build(), SPATIAL_SHAPE)
+    same = sampler.sample(4, temperature=0.7, seed=3)
+    assert_same_codes(same, sampler.sample(4, temperature=[0.7, 0.7], seed=3))
+    sharper_bottom = sampler.sample(4, temperature=[0.7, 0.2], seed=3)
+    assert torch.equal(sharper_bottom.indices[0], same.indices[0])  # the same uniforms: the top is unchanged
+    assert not torch.equal(sharper_bottom.indices[1], same.indices[1])
+
+
+def test_level_temperatures():
+    assert level_temperatures(0.5, 3) == [0.5, 0.5, 0.5]
+    assert level_temperatures([1, 0.5], 2) == [1.0, 0.5]
+    assert level_temperatures((0.9, 0.4)) == [0.9, 0.4]
+    with pytest.raises(ValueError, match="got an empty sequence"):
+        level_temperatures([], 2)
+    with pytest.raises(ValueError, match="one per level, got True"):
+        level_temperatures(True, 2)
+
+
 def test_invalid_sampler_arguments():
     vqvae, priors = build()
     with pytest.raises(ValueError, match="`priors` needs 2 entries .* got 1"):
@@ -130,7 +163,9 @@ def test_invalid_sampler_arguments():
     sampler = HierarchicalSampler(vqvae, priors, SPATIAL_SHAPE)
     for kwargs, match in [
         ({"num_samples": 0}, "`num_samples` must be a positive integer, got 0"),
-        ({"temperature": 0.0}, "`temperature` must be a positive finite number, got 0.0"),
+        ({"temperature": 0.0}, "`temperature` must be a positive finite number or one per level, got 0.0"),
+        ({"temperature": [1.0, -1.0]}, r"one per level, got \[1.0, -1.0\]"),
+        ({"temperature": [0.8, 0.5, 0.5]}, "`temperature` has 3 values but the VQ-VAE-2 has 2 levels"),
         ({"top_k": 0}, "`top_k` must be None or a positive integer, got 0"),
         ({"method": "cached"}, r"`method` must be one of \('fast', 'naive'\), got 'cached'"),
         ({"batch_size": 0}, "`batch_size` must be None or a positive integer, got 0"),

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from monai_vqvae2.networks import VQVAE2, PixelCNNPrior, prior_for_level
+from monai_vqvae2.networks.pixelcnn import position_encoding
 from tests.tiny import single_thread  # noqa: F401 (autouse fixture)
 
 NUM_CODES = 16
@@ -69,6 +70,8 @@ def test_first_position_depends_on_no_code():
         {},
         {"attention_every": 2, "num_heads": 2, "num_classes": 3, "num_scalars": 2},
         {"condition_num_embeddings": 5, "condition_upsample": 2, "kernel_size": 5, "num_layers": 4},
+        {"position_frequencies": 3, "attention_every": 2, "num_heads": 2},
+        {"position_frequencies": 2, "condition_num_embeddings": 5, "condition_upsample": 2},
     ],
 )
 def test_incremental_state_matches_forward(kwargs):
@@ -111,6 +114,38 @@ def test_spatial_condition_changes_logits():
         difference = (prior(indices, condition=condition) - prior(indices, condition=other)).abs().amax(dim=1)[0]
     # the changed top code covers rows 2-3, columns 4-5 of the bottom map; it is used there
     assert (difference[2:4, 4:6] > 0).all()
+
+
+def test_position_encoding_values():
+    encoding = position_encoding((3, 4), 2, torch.zeros(1, dtype=torch.float64))
+    assert encoding.shape == (1, 8, 3, 4)
+    rows, columns = torch.tensor([-2 / 3, 0.0, 2 / 3]), torch.tensor([-0.75, -0.25, 0.25, 0.75])
+    # channel order per axis: sin(pi c), sin(2 pi c), cos(pi c), cos(2 pi c); rows first, then columns
+    expected_rows = torch.stack([torch.sin(torch.pi * rows), torch.sin(2 * torch.pi * rows)])
+    torch.testing.assert_close(encoding[0, :2, :, 0], expected_rows.double())
+    torch.testing.assert_close(
+        encoding[0, 2:4, :, 3], torch.stack([torch.cos(torch.pi * rows), torch.cos(2 * torch.pi * rows)]).double()
+    )
+    torch.testing.assert_close(encoding[0, 4, 1], torch.sin(torch.pi * columns).double())
+    torch.testing.assert_close(encoding[0, 7, 2], torch.cos(2 * torch.pi * columns).double())
+    assert torch.equal(encoding[0, :4, :, 0], encoding[0, :4, :, 2]) and torch.equal(
+        encoding[0, 4:, 0], encoding[0, 4:, 2]
+    )
+
+
+def test_position_condition_tells_positions_apart():
+    """With one code everywhere a classic PixelCNN gives the same logits at every position away from the borders
+    of its receptive field; with the position encoding every position differs, the last row included."""
+    indices = torch.zeros(1, HEIGHT, WIDTH, dtype=torch.long)
+    with torch.no_grad():
+        classic = tiny_prior()(indices)[0]
+        positioned = tiny_prior(position_frequencies=2)(indices)[0]
+    assert torch.equal(classic[:, HEIGHT - 1, 4], classic[:, HEIGHT - 2, 4])  # the last row looks like any other
+    flat = positioned.flatten(1).T
+    assert len({tuple(row.tolist()) for row in flat}) == HEIGHT * WIDTH
+    assert sum(p.numel() for p in tiny_prior(position_frequencies=2).position_projection.parameters()) == (
+        8 * 16 + 16 + 16 * 16 + 16
+    )
 
 
 def test_global_conditions_change_logits():
