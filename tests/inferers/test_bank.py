@@ -188,6 +188,12 @@ def test_other_settings_raise_unless_overwrite(sampler, tmp_path):
     manifest = load_bank_manifest(bank)
     assert manifest["settings"]["temperature"] == 0.5 and len(manifest["samples"]) == 3
     assert sorted(p.name for p in bank.glob("synthetic_*")) == [f"synthetic_{i:06d}.nii.gz" for i in range(3)]
+    # one temperature per level is recorded as given, and a rerun with it continues the bank
+    generate_bank(sampler, bank, 3, chunk_size=2, slice_positions=0.5, temperature=(0.8, 0.5), overwrite=True)
+    assert load_bank_manifest(bank)["settings"]["temperature"] == [0.8, 0.5]
+    generate_bank(sampler, bank, 4, chunk_size=2, slice_positions=0.5, temperature=[0.8, 0.5])
+    with pytest.raises(ValueError, match=r"other settings \(temperature: \[0.8, 0.5\] -> 0.8\)"):
+        generate_bank(sampler, bank, 4, chunk_size=2, slice_positions=0.5, temperature=0.8)
 
 
 def test_labels_are_recorded_and_read_back(tmp_path):
