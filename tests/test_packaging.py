@@ -94,10 +94,11 @@ def test_installed_wheel_runs_the_demo_from_any_folder(wheel, tmp_path):
     _run([sys.executable, "-m", "venv", "--without-pip", str(fresh)])
     python = str(fresh / "bin" / "python")
     site = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"]).stdout.strip())
-    dependencies = sysconfig.get_path("purelib")
-    (site / "dependencies.pth").write_text(f"import site; site.addsitedir({dependencies!r})\n")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "--python", python]
     _run([*pip, "install", "--no-deps", "--no-index", "-q", str(wheel)])
+    # only now: with this environment visible, pip would find the package already installed and skip the wheel
+    dependencies = sysconfig.get_path("purelib")
+    (site / "dependencies.pth").write_text(f"import site; site.addsitedir({dependencies!r})\n")
     elsewhere = tmp_path / "elsewhere"  # no bundle/ here, and the checkout is not on the path
     elsewhere.mkdir()
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
