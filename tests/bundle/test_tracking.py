@@ -11,8 +11,8 @@ from unittest.mock import ANY
 
 import mlflow
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from monai.utils import path_to_sqlite_uri
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.bundle.conftest import ROOT, TINY_OVERRIDES, run_bundle
 from tests.bundle.test_bundle_stages import PRIOR_OVERRIDES
