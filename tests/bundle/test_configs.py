@@ -85,3 +85,14 @@ def test_metadata_has_numeric_eval_metrics_the_priors_and_complete_references():
     references = " ".join(meta["references"])
     for work in ("VQ-VAE-2", "PixelCNN Decoders", "PixelSNAIL", "OASIS", "OASIS-3"):
         assert work in references, work
+
+
+@pytest.mark.parametrize(
+    ("level", "overrides", "epochs"), [("top", {}, 20), ("bottom", {}, 7), ("top", {"prior_max_epochs": 3}, 3)]
+)
+def test_demo_spends_its_prior_epochs_per_level_and_one_override_sets_both(level, overrides, epochs):
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / "train_prior.yaml"), str(CONFIGS / "demo.yaml")])
+    parser.update({"prior_level": level, **overrides})
+    assert parser.get_parsed_content("prior_max_epochs") == epochs
+    assert parser.get_parsed_content("prior_schedule_epochs") == epochs  # the learning-rate schedule follows
