@@ -32,6 +32,7 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,30 @@ def batches(count: int, batch_size: int, generator: torch.Generator):
             yield order[start : start + batch_size]
 
 
+def train_for(
+    seconds: float,
+    network: torch.nn.Module,
+    loss: Callable[[torch.Tensor], torch.Tensor],
+    count: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+) -> int:
+    """Adam steps of ``loss`` on seeded, shuffled batches of indices in ``range(count)`` until ``seconds`` have
+    passed; returns the number of steps."""
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    steps, start = 0, time.perf_counter()
+    for index in batches(count, batch_size, generator):
+        if time.perf_counter() - start >= seconds:
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss(index).backward()
+        optimizer.step()
+        steps += 1
+    return steps
+
+
 def train_peer_autoencoder(images: torch.Tensor, args, seconds: float, batch_size: int) -> tuple[VQVAE, int]:
     """MONAI's ``VQVAE`` as in its tutorial (stride-2 stages, L1 + quantisation loss, Adam), for ``seconds``."""
     stages = args.peer_downsamplings
@@ -151,19 +176,13 @@ def train_peer_autoencoder(images: torch.Tensor, args, seconds: float, batch_siz
         num_embeddings=args.peer_num_embeddings,
         embedding_dim=args.peer_embedding_dim,
     )
-    optimizer = torch.optim.Adam(vqvae.parameters(), lr=args.peer_learning_rate)
-    generator = torch.Generator().manual_seed(args.seed)
-    steps, start = 0, time.perf_counter()
-    vqvae.train()
-    for index in batches(len(images), batch_size, generator):
-        if time.perf_counter() - start >= seconds:
-            break
+
+    def loss(index: torch.Tensor) -> torch.Tensor:
         reconstruction, quantization_loss = vqvae(images[index])
-        loss = F.l1_loss(reconstruction, images[index]) + quantization_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        steps += 1
+        return F.l1_loss(reconstruction, images[index]) + quantization_loss
+
+    vqvae.train()
+    steps = train_for(seconds, vqvae, loss, len(images), batch_size, args.peer_learning_rate, args.seed)
     return vqvae.eval(), steps
 
 
@@ -186,19 +205,12 @@ def train_peer_transformer(
         attn_layers_heads=args.peer_heads,
         use_flash_attention=True,  # the same attention through torch's fused kernel: 7x faster on a CPU
     )
-    optimizer = torch.optim.Adam(transformer.parameters(), lr=args.peer_learning_rate)
-    generator = torch.Generator().manual_seed(args.seed + 1)
-    steps, start = 0, time.perf_counter()
+
+    def loss(index: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(transformer(inputs[index]).transpose(1, 2), sequences[index])
+
     transformer.train()
-    for index in batches(len(sequences), batch_size, generator):
-        if time.perf_counter() - start >= seconds:
-            break
-        logits = transformer(inputs[index])
-        loss = F.cross_entropy(logits.transpose(1, 2), sequences[index])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        steps += 1
+    steps = train_for(seconds, transformer, loss, len(sequences), batch_size, args.peer_learning_rate, args.seed + 1)
     return transformer.eval(), ordering, latent_shape, steps
 
 

@@ -88,7 +88,8 @@ def test_metadata_has_numeric_eval_metrics_the_priors_and_complete_references():
 
 
 @pytest.mark.parametrize(
-    ("level", "overrides", "epochs"), [("top", {}, 20), ("bottom", {}, 7), ("top", {"prior_max_epochs": 3}, 3)]
+    ("level", "overrides", "epochs"),
+    [("top", {}, 20), ("bottom", {}, 7), ("top", {"prior_max_epochs": 3}, 3), ("bottom", {"prior_max_epochs": 3}, 3)],
 )
 def test_demo_spends_its_prior_epochs_per_level_and_one_override_sets_both(level, overrides, epochs):
     parser = ConfigParser()
