@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monai_vqvae2.networks.factory import prior_for_level
+from monai_vqvae2.networks.factory import init_prior_embeddings, prior_for_level
 from monai_vqvae2.networks.pixelcnn import PixelCNNIncrementalState, PixelCNNPrior
 from monai_vqvae2.networks.quantizer import RestartEMAQuantizer, kmeans, perplexity
 from monai_vqvae2.networks.vqvae2 import VQVAE2, VQVAE2Encoding
@@ -15,6 +15,7 @@ __all__ = [
     "RestartEMAQuantizer",
     "VQVAE2Encoding",
     "VQVAE2Reconstructor",
+    "init_prior_embeddings",
     "kmeans",
     "perplexity",
     "prior_for_level",

@@ -7,7 +7,9 @@ from typing import Any
 from monai_vqvae2.networks.pixelcnn import PixelCNNPrior
 from monai_vqvae2.networks.vqvae2 import VQVAE2
 
-__all__ = ["prior_for_level"]
+__all__ = ["PRIOR_EMBEDDING_INITS", "init_prior_embeddings", "prior_for_level"]
+
+PRIOR_EMBEDDING_INITS = ("codebook", "random")
 
 
 def prior_for_level(
@@ -52,3 +54,31 @@ def prior_for_level(
         num_classes=num_classes,
         **prior_kwargs,
     )
+
+
+def init_prior_embeddings(prior: PixelCNNPrior, vqvae: VQVAE2, level: int, mode: str = "codebook") -> PixelCNNPrior:
+    """Start the code embeddings of the prior of level ``level`` from ``vqvae``'s trained codebooks
+    (:meth:`PixelCNNPrior.init_embeddings`): its own level's and, for a finer level, the coarser level's it is
+    conditioned on. Call it once the autoencoder's weights are loaded and before training; a resumed or loaded
+    prior's checkpoint replaces these values.
+
+    Args:
+        prior: a prior built by :func:`prior_for_level` for ``vqvae`` and ``level``.
+        vqvae: the trained autoencoder.
+        level: level index, coarsest first.
+        mode: ``"codebook"``, or ``"random"`` to keep the prior's random initialisation.
+
+    Returns:
+        ``prior``, initialised in place.
+
+    Raises:
+        ValueError: an unknown ``mode`` or ``level``.
+    """
+    if mode not in PRIOR_EMBEDDING_INITS:
+        raise ValueError(f"`mode` must be one of {PRIOR_EMBEDDING_INITS}, got {mode!r}.")
+    if not 0 <= level < vqvae.num_levels:
+        raise ValueError(f"`level` must be in [0, {vqvae.num_levels - 1}] for this VQ-VAE-2, got {level}.")
+    if mode == "codebook":
+        condition = vqvae.quantizers[level - 1].codebook if level > 0 else None
+        prior.init_embeddings(vqvae.quantizers[level].codebook, condition)
+    return prior

@@ -13,6 +13,7 @@ import torch
 from monai.bundle import ConfigParser, ckpt_export, load, verify_metadata, verify_net_in_out
 
 from monai_vqvae2.networks import VQVAE2Reconstructor
+from monai_vqvae2.networks.pixelcnn import principal_components
 from tests.bundle.conftest import CONFIGS, SCHEMA, TINY_OVERRIDES, run_bundle
 
 TRAIN = ["train_autoencoder.yaml"]
@@ -195,6 +196,30 @@ PRIOR_OVERRIDES = [
     "--prior_settings#dropout",
     "0.0",
 ]
+
+
+def test_prior_stage_starts_its_embeddings_from_the_trained_codebooks(trained_run, nifti_dataset, tmp_path):
+    """The stage loads the autoencoder's weights before it sets the embeddings (with a zero learning rate the saved
+    prior is the initial one)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("prior_*", "validation_prior_*"))
+    for mode in ("codebook", "random"):
+        run_bundle(
+            ["train_prior.yaml"],
+            *data_overrides(nifti_dataset, run, *TINY_OVERRIDES, *PRIOR_OVERRIDES, "--prior_settings#channels", "16"),
+            *("--prior_level", "bottom", "--prior_max_epochs", "1", "--prior_learning_rate", "0.0"),
+            *("--prior_embedding_init", mode),
+        )
+        prior = torch.load(run / "models" / "prior_bottom" / "model.pt", weights_only=True)
+        codebooks = [
+            torch.load(run / "models" / "model.pt", weights_only=True)[f"network.quantizers.{level}.embedding.weight"]
+            for level in (0, 1)
+        ]
+        for name, codebook in (("condition_embedding", codebooks[0]), ("embedding", codebooks[1])):
+            expected = principal_components(codebook, 16).float()
+            assert expected.shape == (16, 4)  # 16 codes of 4 dimensions (TINY_OVERRIDES)
+            assert torch.allclose(prior[f"{name}.weight"][:, :4], expected, atol=1e-5) == (mode == "codebook")
+        shutil.rmtree(run / "models" / "prior_bottom")
 
 
 def test_prior_stages_reduce_validation_nll_and_sampling_writes_slices(trained_run, nifti_dataset):

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from monai_vqvae2.networks import VQVAE2, PixelCNNPrior, prior_for_level
-from monai_vqvae2.networks.pixelcnn import position_encoding
+from monai_vqvae2.networks import VQVAE2, PixelCNNPrior, init_prior_embeddings, prior_for_level
+from monai_vqvae2.networks.pixelcnn import position_encoding, principal_components
 from tests.tiny import single_thread  # noqa: F401 (autouse fixture)
 
 NUM_CODES = 16
@@ -266,3 +266,62 @@ def test_prior_for_level_sets_attention_per_level(finer_attention_every):
     )
     assert (top.attention_every, bottom.attention_every) == (3, finer_attention_every)
     assert (top.num_embeddings, bottom.num_embeddings, bottom.condition_num_embeddings) == (12, 16, 12)
+
+
+def test_principal_components_of_known_vectors():
+    # four points on the line through (1, 2): centred coordinates along it are (-2, -1, 0, 3) times its length
+    direction = torch.tensor([1.0, 2.0]) / 5**0.5
+    vectors = torch.tensor([0.0, 1.0, 2.0, 5.0])[:, None] * direction + torch.tensor([3.0, -1.0])
+    expected = torch.tensor([-2.0, -1.0, 0.0, 3.0], dtype=torch.float64) / (14 / 3) ** 0.5  # unit (sample) variance
+    components = principal_components(vectors, 8)
+    assert components.shape == (4, 1)  # no more components than the vectors' rank
+    torch.testing.assert_close(components[:, 0], expected)
+    assert principal_components(torch.zeros(5, 3), 2).shape == (5, 0)
+    # the sign convention: the largest-magnitude coordinate is positive, whatever the input's sign
+    torch.testing.assert_close(principal_components(-vectors, 1)[:, 0], expected)
+
+
+def test_init_embeddings_from_codebooks():
+    prior = tiny_prior(condition_num_embeddings=12)
+    generator = torch.Generator().manual_seed(2)
+    codebook, condition_codebook = (
+        torch.randn(NUM_CODES, 4, generator=generator),
+        torch.randn(12, 6, generator=generator),
+    )
+    before = prior.embedding.weight.detach().clone(), prior.condition_embedding.weight.detach().clone()
+    prior.init_embeddings(codebook, condition_codebook)
+    for embedding, vectors, random in zip(
+        (prior.embedding, prior.condition_embedding), (codebook, condition_codebook), before
+    ):
+        width = vectors.shape[1]
+        torch.testing.assert_close(embedding.weight[:, :width], principal_components(vectors, 16).to(embedding.weight))
+        assert torch.equal(embedding.weight[:, width:], random[:, width:])  # channels beyond the codebook's stay random
+    # codes close in the codebook start close in the prior
+    codebook[1] = codebook[0] + 1e-3
+    prior.init_embeddings(codebook)
+    first, second, third = prior.embedding.weight[:3, :4]
+    assert (first - second).norm() < 0.01 * (first - third).norm()
+
+
+def test_init_embeddings_rejects_mismatched_codebooks():
+    prior = tiny_prior()
+    with pytest.raises(ValueError, match=r"`codebook` must be a \(16, D\) tensor of code vectors, got \(15, 4\)"):
+        prior.init_embeddings(torch.zeros(15, 4))
+    with pytest.raises(ValueError, match="`condition_codebook` was given but this prior was built without"):
+        prior.init_embeddings(torch.zeros(NUM_CODES, 4), torch.zeros(12, 4))
+
+
+def test_init_prior_embeddings_uses_the_levels_codebooks():
+    vqvae = VQVAE2(2, 1, 1, channels=8, num_res_layers=1, num_res_channels=4, num_embeddings=(12, 16), embedding_dim=4)
+    top, bottom = (prior_for_level(vqvae, level, channels=8) for level in (0, 1))
+    random = bottom.embedding.weight.detach().clone()
+    assert init_prior_embeddings(bottom, vqvae, 1, mode="random") is bottom
+    assert torch.equal(bottom.embedding.weight, random)
+    init_prior_embeddings(top, vqvae, 0)
+    init_prior_embeddings(bottom, vqvae, 1)
+    codebooks = [quantizer.codebook for quantizer in vqvae.quantizers]
+    torch.testing.assert_close(top.embedding.weight[:, :4], principal_components(codebooks[0], 8).float())
+    torch.testing.assert_close(bottom.embedding.weight[:, :4], principal_components(codebooks[1], 8).float())
+    torch.testing.assert_close(bottom.condition_embedding.weight[:, :4], principal_components(codebooks[0], 8).float())
+    with pytest.raises(ValueError, match=r"`mode` must be one of \('codebook', 'random'\), got 'pca'"):
+        init_prior_embeddings(top, vqvae, 0, mode="pca")
