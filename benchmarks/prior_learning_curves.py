@@ -10,6 +10,8 @@ Usage::
 
     python benchmarks/prior_learning_curves.py --codes-dir outputs/demo/codes --level bottom --steps 1160 \\
         --budget 290 --variants demo attention attention_cosine --output benchmarks/results/prior_curves_bottom.json
+    python benchmarks/prior_learning_curves.py --codes-dir outputs/demo/codes --checkpoint outputs/demo/models/model.pt \\
+        --level bottom --steps 406 --budget 406 --variants cosine_positions cosine_positions_codebook
 """
 
 from __future__ import annotations
@@ -41,10 +43,34 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "wide": {"channels": 64},
     # the bundle's schedule (warm-up + cosine, 2e-3) with and without the position encoding of every code position
     "cosine_positions": {"warmup": 30, "cosine": True, "learning_rate": 2e-3, "position_frequencies": 4},
+    # the same, code embeddings started from the autoencoder's codebooks (needs --checkpoint)
+    "cosine_positions_codebook": {
+        "warmup": 30,
+        "cosine": True,
+        "learning_rate": 2e-3,
+        "position_frequencies": 4,
+        "embedding_init": "codebook",
+    },
 }
 
 
-def build(variant: str, level: int, train: CodeDataset) -> tuple[PixelCNNPrior, dict[str, Any]]:
+def codebooks_of(checkpoint: Path) -> list[torch.Tensor]:
+    """The code vectors of every level, coarsest first, from a VQ-VAE-2 checkpoint (the bundle's ``models/model.pt``,
+    whose keys start with ``network.``, or a bare :class:`~monai_vqvae2.networks.VQVAE2` state dict)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    prefix = "network." if any(key.startswith("network.") for key in state) else ""
+    codebooks, level = [], 0
+    while f"{prefix}quantizers.{level}.embedding.weight" in state:
+        codebooks.append(state[f"{prefix}quantizers.{level}.embedding.weight"])
+        level += 1
+    if not codebooks:
+        raise ValueError(f"{checkpoint} holds no VQ-VAE-2 codebooks (no '{prefix}quantizers.0.embedding.weight').")
+    return codebooks
+
+
+def build(
+    variant: str, level: int, train: CodeDataset, checkpoint: Path | None = None
+) -> tuple[PixelCNNPrior, dict[str, Any]]:
     settings = {**DEMO["prior"], **DEMO_OPTIMISATION, **VARIANTS[variant]}
     if level == 0 and "attention_every" not in VARIANTS[variant]:
         settings["attention_every"] = 4  # the top prior always has attention (prior_for_level's default)
@@ -64,6 +90,11 @@ def build(variant: str, level: int, train: CodeDataset) -> tuple[PixelCNNPrior, 
         num_scalars=1,
         position_frequencies=settings.get("position_frequencies", 0),
     )
+    if settings.get("embedding_init") == "codebook":
+        if checkpoint is None:
+            raise SystemExit(f"variant {variant!r} starts the embeddings from the codebooks: pass --checkpoint.")
+        codebooks = codebooks_of(checkpoint)
+        prior.init_embeddings(codebooks[level], codebooks[level - 1] if conditioned else None)
     return prior, settings
 
 
@@ -100,7 +131,7 @@ def bits_per_code(prior: PixelCNNPrior, dataset: CodeDataset, batch_size: int = 
 
 def run(variant: str, level: int, train: CodeDataset, validation: CodeDataset, args) -> dict[str, Any]:
     torch.manual_seed(0)
-    prior, settings = build(variant, level, train)
+    prior, settings = build(variant, level, train, args.checkpoint)
     optimizer = torch.optim.Adam(prior.parameters(), lr=settings["learning_rate"])
     generator = torch.Generator().manual_seed(0)
     curve = [{"step": 0, "bits": bits_per_code(prior, validation)}]
@@ -136,6 +167,9 @@ def run(variant: str, level: int, train: CodeDataset, validation: CodeDataset, a
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--codes-dir", type=Path, required=True)
+    parser.add_argument(
+        "--checkpoint", type=Path, default=None, help="the run's models/model.pt, for the *_codebook variants"
+    )
     parser.add_argument("--level", choices=["top", "bottom"], default="bottom")
     parser.add_argument("--variants", nargs="+", default=["demo", "attention"], choices=sorted(VARIANTS))
     parser.add_argument("--steps", type=int, default=1160)

@@ -141,8 +141,13 @@ def collect_results(output_dir: str | Path) -> dict[str, Any]:
     metrics_file = output_dir / "evaluation" / "metrics.json"
     evaluation = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     priors = {}
-    for prior_file in sorted(output_dir.glob("validation_prior_*/metrics.json")):
-        priors[prior_file.parent.name.removeprefix("validation_prior_")] = json.loads(prior_file.read_text())["metrics"]
+    for folder in sorted(output_dir.glob("validation_prior_*/")):
+        # the epoch whose prior the stage kept as models/prior_<level>/model.pt (lowest held-out bits, earliest on a
+        # tie), which is the one sampling uses; not the last epoch's
+        records = [json.loads(path.read_text()) for path in folder.glob("metrics_epoch*.json")]
+        if records:
+            best = min(records, key=lambda record: (record["metrics"]["nll_bits"], record["epoch"]))
+            priors[folder.name.removeprefix("validation_prior_")] = {**best["metrics"], "epoch": best["epoch"]}
     quality_file = output_dir / "quality" / "quality.json"
     quality = json.loads(quality_file.read_text()) if quality_file.is_file() else {}
     return {"evaluation": evaluation, "priors": priors, "quality": quality_summary(quality)}
@@ -201,7 +206,7 @@ def format_summary(summary: dict[str, Any], output_dir: str | Path) -> str:
     for level, prior in summary.get("priors", {}).items():
         lines.append(
             f"{level} prior: {prior['nll_bits']:.3f} bits per code on held-out codes, "
-            f"top-1 accuracy {prior['accuracy']:.3f}"
+            f"top-1 accuracy {prior['accuracy']:.3f} (best epoch {prior['epoch']}, the checkpoint sampled)"
         )
     quality = summary.get("quality") or {}
     if quality:

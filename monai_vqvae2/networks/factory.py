@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from monai_vqvae2.networks.pixelcnn import PixelCNNPrior
@@ -56,7 +57,9 @@ def prior_for_level(
     )
 
 
-def init_prior_embeddings(prior: PixelCNNPrior, vqvae: VQVAE2, level: int, mode: str = "codebook") -> PixelCNNPrior:
+def init_prior_embeddings(
+    prior: PixelCNNPrior, vqvae: VQVAE2, level: int, mode: str | Sequence[str] = "codebook"
+) -> PixelCNNPrior:
     """Start the code embeddings of the prior of level ``level`` from ``vqvae``'s trained codebooks
     (:meth:`PixelCNNPrior.init_embeddings`): its own level's and, for a finer level, the coarser level's it is
     conditioned on. Call it once the autoencoder's weights are loaded and before training; a resumed or loaded
@@ -66,19 +69,24 @@ def init_prior_embeddings(prior: PixelCNNPrior, vqvae: VQVAE2, level: int, mode:
         prior: a prior built by :func:`prior_for_level` for ``vqvae`` and ``level``.
         vqvae: the trained autoencoder.
         level: level index, coarsest first.
-        mode: ``"codebook"``, or ``"random"`` to keep the prior's random initialisation.
+        mode: ``"codebook"``, or ``"random"`` to keep the prior's random initialisation; one for every level or one
+            per level, coarsest first (the bundle: ``["random", "codebook"]``, see ``train_prior.yaml``).
 
     Returns:
         ``prior``, initialised in place.
 
     Raises:
-        ValueError: an unknown ``mode`` or ``level``.
+        ValueError: an unknown mode, a list of modes that is not one per level, or a ``level`` out of range.
     """
-    if mode not in PRIOR_EMBEDDING_INITS:
-        raise ValueError(f"`mode` must be one of {PRIOR_EMBEDDING_INITS}, got {mode!r}.")
     if not 0 <= level < vqvae.num_levels:
         raise ValueError(f"`level` must be in [0, {vqvae.num_levels - 1}] for this VQ-VAE-2, got {level}.")
-    if mode == "codebook":
+    modes = [mode] * vqvae.num_levels if isinstance(mode, str) else list(mode)
+    if len(modes) != vqvae.num_levels or any(m not in PRIOR_EMBEDDING_INITS for m in modes):
+        raise ValueError(
+            f"`mode` must be one of {PRIOR_EMBEDDING_INITS} or one of them per level ({vqvae.num_levels} levels, "
+            f"coarsest first), got {mode!r}."
+        )
+    if modes[level] == "codebook":
         condition = vqvae.quantizers[level - 1].codebook if level > 0 else None
         prior.init_embeddings(vqvae.quantizers[level].codebook, condition)
     return prior

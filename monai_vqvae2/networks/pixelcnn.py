@@ -71,6 +71,25 @@ def principal_components(vectors: torch.Tensor, max_components: int) -> torch.Te
     return coordinates / coordinates.std(dim=0, keepdim=True)
 
 
+def scalar_encoding(scalars: torch.Tensor, frequencies: int) -> torch.Tensor:
+    """Scalars ``(B, S)`` with their sines and cosines ``sin(2^k pi s)``, ``cos(2^k pi s)``, ``k = 0 .. F - 1``.
+
+    A small MLP on a raw scalar in [0, 1] learns only slow functions of it in a short training; anatomy changes fast
+    with the slice position (the temporal lobes join the frontal lobe within a few millimetres), so the prior gets the
+    position at several frequencies too, as the code positions get theirs (:func:`position_encoding`).
+
+    Returns:
+        ``(B, S * (1 + 2F))``: the scalars, then per frequency the sines, then the cosines.
+    """
+    if not frequencies:
+        return scalars
+    angles = (
+        scalars[:, None, :]
+        * (math.pi * 2.0 ** torch.arange(frequencies, dtype=scalars.dtype, device=scalars.device))[:, None]
+    )
+    return torch.cat([scalars, torch.sin(angles).flatten(1), torch.cos(angles).flatten(1)], dim=1)
+
+
 class _GatedBlock(nn.Module):
     """One gated layer with a vertical and a horizontal stack (van den Oord et al. 2016, Fig. 2).
 
@@ -213,6 +232,8 @@ class PixelCNNPrior(nn.Module):
         num_scalars: number of scalar conditions (e.g. 1 for the slice position); 0 disables.
         position_frequencies: frequencies ``F`` of the position encoding (:func:`position_encoding`, ``4F``
             features); 0 disables.
+        scalar_frequencies: frequencies ``F`` at which each scalar condition is also given as sines and cosines
+            (:func:`scalar_encoding`); 0 passes the scalars as they are.
 
     Raises:
         NotImplementedError: ``spatial_dims == 3``.
@@ -243,6 +264,7 @@ class PixelCNNPrior(nn.Module):
         num_classes: int = 0,
         num_scalars: int = 0,
         position_frequencies: int = 0,
+        scalar_frequencies: int = 0,
     ) -> None:
         super().__init__()
         if spatial_dims == 3:
@@ -261,6 +283,7 @@ class PixelCNNPrior(nn.Module):
             ("num_classes", num_classes, 0),
             ("num_scalars", num_scalars, 0),
             ("position_frequencies", position_frequencies, 0),
+            ("scalar_frequencies", scalar_frequencies, 0),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
@@ -291,6 +314,7 @@ class PixelCNNPrior(nn.Module):
         self.num_classes = num_classes
         self.num_scalars = num_scalars
         self.position_frequencies = position_frequencies
+        self.scalar_frequencies = scalar_frequencies
 
         spatial = condition_num_embeddings is not None or position_frequencies > 0
         global_ = num_classes > 0 or num_scalars > 0
@@ -307,7 +331,9 @@ class PixelCNNPrior(nn.Module):
         )
         self.label_embedding = nn.Embedding(num_classes, channels) if num_classes else None
         self.scalar_projection = (
-            nn.Sequential(nn.Linear(num_scalars, channels), nn.ELU(), nn.Linear(channels, channels))
+            nn.Sequential(
+                nn.Linear(num_scalars * (1 + 2 * scalar_frequencies), channels), nn.ELU(), nn.Linear(channels, channels)
+            )
             if num_scalars
             else None
         )
@@ -337,7 +363,8 @@ class PixelCNNPrior(nn.Module):
         what the prior learns about one code carries over to its neighbours from the first step. A randomly embedded
         prior has to learn 512 unrelated vectors first, and in the few hundred steps of a CPU budget it does not:
         measured on the demo's 32×32 bottom codes after 7 epochs, 2.54 bits per code from random embeddings against
-        2.0 from the codebooks (``benchmarks/README.md``, "Prior embeddings").
+        1.96 from the codebooks (``benchmarks/README.md``, "Prior embeddings", also for the top prior, where lower bits
+        did not give better samples).
 
         Args:
             codebook: ``(num_embeddings, D)`` code vectors of the modelled level.
@@ -454,7 +481,9 @@ class PixelCNNPrior(nn.Module):
         if self.label_embedding is not None and labels is not None:
             global_ = self.label_embedding(labels.long())
         if self.scalar_projection is not None and scalars is not None:
-            projected = self.scalar_projection(scalars.to(self.embedding.weight.dtype))
+            projected = self.scalar_projection(
+                scalar_encoding(scalars.to(self.embedding.weight.dtype), self.scalar_frequencies)
+            )
             global_ = projected if global_ is None else global_ + projected
         return spatial, global_
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from monai_vqvae2.pipeline import main, run_pipeline
+from monai_vqvae2.pipeline import collect_results, format_summary, main, run_pipeline
 from tests.bundle.conftest import TINY_OVERRIDES
 
 
@@ -36,3 +36,18 @@ def test_the_pipeline_names_unknown_stages_and_levels(tmp_path):
     with pytest.raises(FileNotFoundError, match="No bundle configs"):
         run_pipeline(tmp_path, tmp_path, bundle_dir=tmp_path / "nowhere")
     assert list(tmp_path.iterdir()) == []  # nothing ran, nothing was written
+
+
+def test_summary_reports_the_prior_epoch_that_was_kept(tmp_path):
+    """The priors' figures are those of the best epoch (the checkpoint sampling uses), not of the last one."""
+    folder = tmp_path / "validation_prior_top"
+    folder.mkdir()
+    for epoch, bits in ((1, 3.0), (2, 2.5), (3, 2.7), (4, 2.5)):
+        record = {"epoch": epoch, "level": "top", "metrics": {"nll_bits": bits, "accuracy": epoch / 10}}
+        (folder / f"metrics_epoch{epoch}.json").write_text(json.dumps(record))
+    (folder / "metrics.json").write_text((folder / "metrics_epoch4.json").read_text())
+    priors = collect_results(tmp_path)["priors"]
+    assert priors == {"top": {"nll_bits": 2.5, "accuracy": 0.2, "epoch": 2}}
+    assert "top prior: 2.500 bits per code on held-out codes, top-1 accuracy 0.200 (best epoch 2" in format_summary(
+        {"priors": priors}, tmp_path
+    )

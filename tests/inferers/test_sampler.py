@@ -5,7 +5,7 @@ import torch
 
 from monai_vqvae2.inferers import HierarchicalSampler, SampleOutput
 from monai_vqvae2.inferers.sampler import level_temperatures
-from monai_vqvae2.networks import VQVAE2, PixelCNNPrior
+from monai_vqvae2.networks import VQVAE2, PixelCNNPrior, init_prior_embeddings
 from tests.tiny import single_thread  # noqa: F401 (autouse fixture)
 
 SPATIAL_SHAPE = (32, 48)  # top (4, 6), bottom (8, 12)
@@ -19,6 +19,8 @@ def build(
     top_attention: int = 2,
     bottom_attention: int = 0,
     position_frequencies: int = 0,
+    scalar_frequencies: int = 0,
+    codebook_embeddings: bool = False,
 ) -> tuple[VQVAE2, list[PixelCNNPrior]]:
     torch.manual_seed(0)
     vqvae = VQVAE2(
@@ -31,7 +33,11 @@ def build(
         num_embeddings=(TOP_CODES, BOTTOM_CODES),
         embedding_dim=4,
     )
-    global_conditions = {"num_classes": num_classes, "num_scalars": num_scalars}
+    global_conditions = {
+        "num_classes": num_classes,
+        "num_scalars": num_scalars,
+        "scalar_frequencies": scalar_frequencies,
+    }
     positions = {"position_frequencies": position_frequencies}
     top = PixelCNNPrior(
         num_embeddings=TOP_CODES,
@@ -50,6 +56,9 @@ def build(
         **PRIOR,
         **positions,
     )
+    if codebook_embeddings:
+        for level, prior in enumerate((top, bottom)):
+            init_prior_embeddings(prior, vqvae, level)
     return vqvae, [top, bottom]
 
 
@@ -68,6 +77,11 @@ def assert_same_codes(first: SampleOutput, second: SampleOutput) -> None:
         ({"num_classes": 3, "num_scalars": 2}, {"labels": 1, "scalars": torch.rand(3, 2), "temperature": 1.5}),
         ({"num_scalars": 1, "bottom_attention": 1}, {"scalars": 0.5}),  # a bottom prior that sees its whole map
         ({"num_scalars": 1, "position_frequencies": 3}, {"scalars": 0.5}),  # both priors know where they are
+        # the bundle's priors: the slice position at several frequencies, embeddings from the codebooks
+        (
+            {"num_scalars": 1, "position_frequencies": 3, "scalar_frequencies": 2, "codebook_embeddings": True},
+            {"scalars": 0.3},
+        ),
         ({}, {"temperature": [1.2, 0.4]}),  # one temperature per level
     ],
 )

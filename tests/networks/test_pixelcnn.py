@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from monai_vqvae2.networks import VQVAE2, PixelCNNPrior, init_prior_embeddings, prior_for_level
-from monai_vqvae2.networks.pixelcnn import position_encoding, principal_components
+from monai_vqvae2.networks.pixelcnn import position_encoding, principal_components, scalar_encoding
 from tests.tiny import single_thread  # noqa: F401 (autouse fixture)
 
 NUM_CODES = 16
@@ -72,6 +72,7 @@ def test_first_position_depends_on_no_code():
         {"condition_num_embeddings": 5, "condition_upsample": 2, "kernel_size": 5, "num_layers": 4},
         {"position_frequencies": 3, "attention_every": 2, "num_heads": 2},
         {"position_frequencies": 2, "condition_num_embeddings": 5, "condition_upsample": 2},
+        {"scalar_frequencies": 3, "num_classes": 3, "num_scalars": 2, "attention_every": 2, "num_heads": 2},
     ],
 )
 def test_incremental_state_matches_forward(kwargs):
@@ -133,6 +134,25 @@ def test_position_encoding_values():
     )
 
 
+def test_scalar_encoding_values():
+    scalars = torch.tensor([[0.25, 0.5]], dtype=torch.float64)
+    encoded = scalar_encoding(scalars, 2)
+    # the scalars, then sin(pi s), sin(2 pi s) per scalar, then the cosines
+    expected = [0.25, 0.5, 2**-0.5, 1.0, 1.0, 0.0, 2**-0.5, 0.0, 0.0, -1.0]
+    torch.testing.assert_close(encoded, torch.tensor([expected], dtype=torch.float64), atol=1e-12, rtol=0)
+    assert scalar_encoding(scalars, 0) is scalars
+
+
+def test_scalar_frequencies_widen_the_scalar_input_only():
+    plain, encoded = tiny_prior(num_scalars=1), tiny_prior(num_scalars=1, scalar_frequencies=4)
+    assert plain.scalar_projection[0].in_features == 1 and encoded.scalar_projection[0].in_features == 9
+    assert plain.state_dict().keys() == encoded.state_dict().keys()
+    indices = torch.zeros(2, HEIGHT, WIDTH, dtype=torch.long)
+    with torch.no_grad():
+        logits = encoded(indices, scalars=torch.tensor([[0.3], [0.35]], dtype=torch.float64))
+    assert not torch.allclose(logits[0], logits[1])
+
+
 def test_position_condition_tells_positions_apart():
     """With one code everywhere a classic PixelCNN gives the same logits at every position away from the borders
     of its receptive field; with the position encoding every position differs, the last row included."""
@@ -169,6 +189,7 @@ def test_global_conditions_change_logits():
         ({"dropout": 1.0}, ValueError, r"`dropout` must be in \[0, 1\), got 1.0"),
         ({"condition_num_embeddings": 0}, ValueError, "`condition_num_embeddings` must be None or an integer >= 1"),
         ({"num_classes": -1}, ValueError, "`num_classes` must be an integer >= 0, got -1"),
+        ({"scalar_frequencies": 1.5}, ValueError, "`scalar_frequencies` must be an integer >= 0, got 1.5"),
     ],
 )
 def test_invalid_arguments(kwargs, error, match):
@@ -323,5 +344,14 @@ def test_init_prior_embeddings_uses_the_levels_codebooks():
     torch.testing.assert_close(top.embedding.weight[:, :4], principal_components(codebooks[0], 8).float())
     torch.testing.assert_close(bottom.embedding.weight[:, :4], principal_components(codebooks[1], 8).float())
     torch.testing.assert_close(bottom.condition_embedding.weight[:, :4], principal_components(codebooks[0], 8).float())
-    with pytest.raises(ValueError, match=r"`mode` must be one of \('codebook', 'random'\), got 'pca'"):
-        init_prior_embeddings(top, vqvae, 0, mode="pca")
+    # one mode per level, coarsest first
+    reseeded = [prior_for_level(vqvae, level, channels=8) for level in (0, 1)]
+    for level, prior in enumerate(reseeded):
+        before = prior.embedding.weight.detach().clone()
+        init_prior_embeddings(prior, vqvae, level, mode=["random", "codebook"])
+        assert torch.equal(prior.embedding.weight, before) == (level == 0)
+    for mode in ("pca", ["codebook"], ["random", "pca"]):
+        with pytest.raises(
+            ValueError, match=r"`mode` must be one of \('codebook', 'random'\) or one of them per level"
+        ):
+            init_prior_embeddings(top, vqvae, 0, mode=mode)
