@@ -67,7 +67,9 @@ def train(name: str, train_images: torch.Tensor, steps: int, batch_size: int, le
     for step in range(steps):
         if decay is not None:
             progress = min(step / (decay * steps), 1.0)
-            network.top_reconstruction_weight = settings["top_reconstruction_weight"] * 0.5 * (1 + math.cos(math.pi * progress))
+            network.top_reconstruction_weight = (
+                settings["top_reconstruction_weight"] * 0.5 * (1 + math.cos(math.pi * progress))
+            )
         batch = train_images[torch.randint(len(train_images), (batch_size,), generator=generator)]
         reconstruction, latent_loss = network(batch)
         loss = F.mse_loss(reconstruction, batch) + latent_loss
