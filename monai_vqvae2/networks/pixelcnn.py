@@ -66,6 +66,8 @@ def principal_components(vectors: torch.Tensor, max_components: int) -> torch.Te
     tolerance = singular_values.max() * max(centred.shape) * precision
     rank = int((singular_values > tolerance).sum())
     coordinates = centred @ right[: min(max_components, rank)].T
+    if rank == 0:  # identical vectors: no direction to take
+        return coordinates
     largest = coordinates.gather(0, coordinates.abs().argmax(dim=0, keepdim=True))
     coordinates = coordinates * torch.where(largest < 0, -1.0, 1.0)
     return coordinates / coordinates.std(dim=0, keepdim=True)
