@@ -35,16 +35,18 @@ def prior_for_level(
         num_scalars: global scalar conditions (1 for the normalised slice position).
         num_classes: global class labels.
         prior_kwargs: any other :class:`PixelCNNPrior` argument (``channels``, ``num_layers``, ``kernel_size``,
-            ``num_heads``, ``dropout``).
+            ``num_heads``, ``dropout``, ...). Each one is either one value for every level or a list or tuple of one
+            value per level, coarsest first (e.g. ``dropout=[0.1, 0.0]``: dropout in the top prior only).
 
     Returns:
         the prior.
 
     Raises:
-        ValueError: ``level`` out of range.
+        ValueError: ``level`` out of range, or a per-level list whose length is not the number of levels.
     """
     if not 0 <= level < vqvae.num_levels:
         raise ValueError(f"`level` must be in [0, {vqvae.num_levels - 1}] for this VQ-VAE-2, got {level}.")
+    prior_kwargs = {name: _value_of_level(name, value, level, vqvae.num_levels) for name, value in prior_kwargs.items()}
     return PixelCNNPrior(
         spatial_dims=vqvae.spatial_dims,
         num_embeddings=vqvae.num_embeddings[level],
@@ -55,6 +57,17 @@ def prior_for_level(
         num_classes=num_classes,
         **prior_kwargs,
     )
+
+
+def _value_of_level(name: str, value: Any, level: int, num_levels: int) -> Any:
+    """``value`` itself, or its entry for ``level`` when it is a list or tuple of one value per level."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    if len(value) != num_levels:
+        raise ValueError(
+            f"`{name}` must be one value or one value per level ({num_levels}, coarsest first), got {list(value)}."
+        )
+    return value[level]
 
 
 def init_prior_embeddings(
