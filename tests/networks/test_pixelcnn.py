@@ -291,7 +291,9 @@ def test_prior_for_level_sets_attention_per_level(finer_attention_every):
 
 def test_prior_for_level_takes_one_value_per_level():
     vqvae = VQVAE2(2, 1, 1, channels=8, num_res_layers=1, num_res_channels=4, num_embeddings=(12, 16), embedding_dim=4)
-    top, bottom = (prior_for_level(vqvae, level, channels=(16, 8), dropout=[0.25, 0.0], num_layers=2) for level in (0, 1))
+    top, bottom = (
+        prior_for_level(vqvae, level, channels=(16, 8), dropout=[0.25, 0.0], num_layers=2) for level in (0, 1)
+    )
     assert (top.channels, bottom.channels) == (16, 8)
     assert {m.p for m in top.modules() if isinstance(m, torch.nn.Dropout)} == {0.25}
     assert {m.p for m in bottom.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
