@@ -6,8 +6,8 @@ conditioned on when they were sampled, so both label themselves. The same MONAI 
 same seed, number of steps and batch size on
 
 - ``real``: the real training slices only;
-- ``mixed``: the real training slices mixed with synthetic ones by :class:`~monai_vqvae2.data.MixedSliceDataset`
-  (``synthetic_fraction`` of the items), read from a bank written by :func:`~monai_vqvae2.inferers.generate_bank`
+- ``mixed``: the real training slices mixed with synthetic ones by :class:`~monai_vqvae2.synthetic.MixedSliceDataset`
+  (``synthetic_fraction`` of the items), read from a bank written by :func:`~monai_vqvae2.synthetic.generate_bank`
   with positions drawn from the real training slices' positions;
 - ``low_data_real`` / ``low_data_mixed``: the same two with the real slices of the first ``low_data_subjects``
   training subjects only (the bank is unchanged: its priors were trained on every training subject);
@@ -48,11 +48,12 @@ from monai.engines import SupervisedTrainer
 from monai.networks.nets import Regressor
 from monai.utils import set_determinism
 
-from monai_vqvae2.data import MixedSliceDataset, SyntheticSliceDataset, make_slice_dataset, training_slice_positions
+from monai_vqvae2.data import make_slice_dataset
 from monai_vqvae2.data.splits import load_split
 from monai_vqvae2.engines.provenance import package_versions
-from monai_vqvae2.inferers import generate_bank, load_sampler, prior_checkpoints
+from monai_vqvae2.inferers import load_sampler, prior_checkpoints
 from monai_vqvae2.io import atomic_write_json
+from monai_vqvae2.synthetic import MixedSliceDataset, SyntheticSliceDataset, generate_bank, training_slice_positions
 
 __all__ = ["RUN_NAMES", "run_experiment"]
 

@@ -9,9 +9,13 @@ Typical use::
     split = split_by_subject(items, fractions=(0.8, 0.1, 0.1), seed=0)
     train = make_slice_dataset(split["train"], image_size=128, cache="memory")
     loader = DataLoader(train, batch_size=32, shuffle=True)
+
+Synthetic slice datasets and banks live in :mod:`monai_vqvae2.synthetic`, above this package.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from monai_vqvae2.data.codes import CodeDataset, extract_codes
 from monai_vqvae2.data.datasets import CACHE_MODES, SliceDataset, make_slice_dataset
@@ -38,14 +42,6 @@ from monai_vqvae2.data.splits import (
     save_split,
     split_by_subject,
 )
-from monai_vqvae2.data.synthetic import (
-    MIXED_KEYS,
-    MixedSliceDataset,
-    SyntheticSliceDataset,
-    load_bank_manifest,
-    slice_positions_of,
-    training_slice_positions,
-)
 from monai_vqvae2.data.transforms import (
     MAX_VOXELS,
     AssumeAnalyzeOrientationd,
@@ -63,7 +59,6 @@ __all__ = [
     "DATASET_KINDS",
     "LAYOUTS",
     "MAX_VOXELS",
-    "MIXED_KEYS",
     "MNI_NOTICE",
     "OASIS1_IMAGES",
     "SPLIT_NAMES",
@@ -73,9 +68,7 @@ __all__ = [
     "CodeDataset",
     "ExtractAxialSlicesd",
     "InvalidImageError",
-    "MixedSliceDataset",
     "SliceDataset",
-    "SyntheticSliceDataset",
     "ValidateVolumed",
     "check_image_file",
     "check_no_subject_overlap",
@@ -88,7 +81,6 @@ __all__ = [
     "discover_png_slices",
     "extract_codes",
     "join_clinical_data",
-    "load_bank_manifest",
     "load_split",
     "make_slice_dataset",
     "png_slice_transforms",
@@ -96,9 +88,33 @@ __all__ = [
     "prepare_split",
     "read_file_list",
     "save_split",
-    "slice_positions_of",
     "split_by_subject",
-    "training_slice_positions",
     "volume_preprocessing",
     "volume_transforms",
 ]
+
+# the synthetic-slice names this package exported before monai_vqvae2.synthetic existed (not in __all__: see below)
+_SYNTHETIC_NAMES = (
+    "MIXED_KEYS",
+    "MixedSliceDataset",
+    "SyntheticSliceDataset",
+    "load_bank_manifest",
+    "slice_positions_of",
+    "training_slice_positions",
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The former synthetic-slice names, imported from :mod:`monai_vqvae2.synthetic` on first access. They are left
+    out of ``__all__``, so that ``from monai_vqvae2.data import *`` never imports the package above this one."""
+    if name in _SYNTHETIC_NAMES:
+        # kept for backward compatibility; the names live in monai_vqvae2.synthetic, which sits above this package
+        import monai_vqvae2.synthetic
+
+        return getattr(monai_vqvae2.synthetic, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names and the former synthetic-slice names."""
+    return sorted({*globals(), *_SYNTHETIC_NAMES})

@@ -18,7 +18,18 @@ from monai_vqvae2.data.codes import file_digest
 from monai_vqvae2.engines.provenance import package_versions
 from monai_vqvae2.io import atomic_write, atomic_write_json
 
-__all__ = ["load_sampler", "prior_checkpoints", "read_slice_nifti", "sample_to_folder", "slice_affine", "write_samples"]
+__all__ = [
+    "checkpoint_records",
+    "load_sampler",
+    "nifti_slice_bytes",
+    "prior_checkpoints",
+    "read_slice_nifti",
+    "sample_to_folder",
+    "slice_affine",
+    "slice_pictures",
+    "write_grid_png",
+    "write_samples",
+]
 
 
 def slice_affine(height: int, width: int, spacing: float = 1.0, position_mm: float = 0.0) -> np.ndarray:
@@ -39,14 +50,29 @@ def _grid(images: np.ndarray, columns: int) -> np.ndarray:
     return grid
 
 
-def _pictures(images: torch.Tensor) -> np.ndarray:
-    """``(B, 1, H, W)`` images to float32 ``(B, H, W)`` pictures clamped to [0, 1], on the CPU."""
+def slice_pictures(images: torch.Tensor) -> np.ndarray:
+    """``(B, 1, H, W)`` images to float32 ``(B, H, W)`` pictures clamped to [0, 1], on the CPU.
+
+    Args:
+        images: generated slices, display order (anterior up).
+
+    Returns:
+        the pictures, as :func:`nifti_slice_bytes` and :func:`write_grid_png` take them.
+    """
     return images[:, 0].detach().float().cpu().clamp(0, 1).numpy()
 
 
-def _nifti_slice_bytes(picture: np.ndarray, spacing: float = 1.0) -> bytes:
+def nifti_slice_bytes(picture: np.ndarray, spacing: float = 1.0) -> bytes:
     """A picture ``(H, W)`` in display order (anterior up) as gzipped NIfTI bytes, ``(X, Y, 1)`` in RAS with
-    :func:`slice_affine`. The gzip header carries no time stamp, so equal pictures give byte-identical files."""
+    :func:`slice_affine`. The gzip header carries no time stamp, so equal pictures give byte-identical files.
+
+    Args:
+        picture: one picture of :func:`slice_pictures`.
+        spacing: pixel size in mm written in the affine.
+
+    Returns:
+        the bytes of a ``.nii.gz`` file (read back by :func:`read_slice_nifti`).
+    """
     volume = np.rot90(picture, k=-1)[:, :, None].astype(np.float32)  # display order back to (X=R, Y=A)
     image = nib.Nifti1Image(volume, slice_affine(*picture.shape, spacing=spacing))
     return gzip.compress(image.to_bytes(), mtime=0)
@@ -70,15 +96,30 @@ def read_slice_nifti(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(volume[:, :, 0], k=1))  # (X=R, Y=A) back to display order
 
 
-def _write_grid_png(path: Path, pictures: np.ndarray) -> Path:
-    """Pictures ``(B, H, W)`` in [0, 1] side by side in a near-square 8-bit grid, written atomically."""
+def write_grid_png(path: Path, pictures: np.ndarray) -> Path:
+    """Pictures ``(B, H, W)`` in [0, 1] side by side in a near-square 8-bit grid, written atomically.
+
+    Args:
+        path: the PNG file to write.
+        pictures: the pictures of :func:`slice_pictures`, in order, row by row.
+
+    Returns:
+        ``path``.
+    """
     columns = max(1, math.ceil(math.sqrt(len(pictures))))
     grid = (_grid(pictures, columns) * 255).round().astype(np.uint8)
     return atomic_write(path, lambda temporary: Image.fromarray(grid).save(temporary, "PNG"))
 
 
-def _checkpoint_records(checkpoints: Sequence[str | os.PathLike]) -> list[dict[str, str]]:
-    """``{"path", "sha256"}`` of each checkpoint file, for manifests."""
+def checkpoint_records(checkpoints: Sequence[str | os.PathLike]) -> list[dict[str, str]]:
+    """``{"path", "sha256"}`` of each checkpoint file, for manifests.
+
+    Args:
+        checkpoints: the checkpoint files.
+
+    Returns:
+        one record per file, in order.
+    """
     return [{"path": str(path), "sha256": file_digest(path)} for path in checkpoints]
 
 
@@ -109,20 +150,20 @@ def write_samples(
         the manifest path.
     """
     output_dir = Path(output_dir)
-    pictures = _pictures(images)
+    pictures = slice_pictures(images)
     entries = []
     for index, picture in enumerate(pictures):
         name = f"{prefix}_{index:04d}.nii.gz"
-        payload = _nifti_slice_bytes(picture, spacing=spacing)
+        payload = nifti_slice_bytes(picture, spacing=spacing)
         atomic_write(output_dir / name, lambda temporary, payload=payload: temporary.write_bytes(payload))
         entry: dict[str, Any] = {"file": name}
         if slice_positions is not None:
             entry["slice_position"] = float(slice_positions[index])
         entries.append(entry)
-    _write_grid_png(output_dir / f"{prefix}_grid.png", pictures)
+    write_grid_png(output_dir / f"{prefix}_grid.png", pictures)
     manifest = {
         "settings": settings,
-        "checkpoints": _checkpoint_records(checkpoints),
+        "checkpoints": checkpoint_records(checkpoints),
         "versions": package_versions(),
         "grid": f"{prefix}_grid.png",
         "samples": entries,

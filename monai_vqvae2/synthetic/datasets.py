@@ -1,6 +1,7 @@
-"""Synthetic slices for augmentation: generated on the fly by a
+"""Synthetic slices as dataset items: generated on the fly by a
 :class:`~monai_vqvae2.inferers.HierarchicalSampler` or read from a bank folder written by
-:func:`~monai_vqvae2.inferers.generate_bank`, and mixed with real slices at a chosen ratio.
+:func:`~monai_vqvae2.synthetic.generate_bank` (:class:`SyntheticSliceDataset`), and mixed with real slices at a
+chosen ratio (:class:`MixedSliceDataset`).
 
 Synthetic items carry the keys of real slice items (see :class:`~monai_vqvae2.data.SliceDataset`) plus
 ``"synthetic": True``, so that the two mix in one ``DataLoader`` batch::
@@ -13,41 +14,42 @@ Synthetic items carry the keys of real slice items (see :class:`~monai_vqvae2.da
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import operator
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from monai.transforms import apply_transform
 
-if TYPE_CHECKING:
-    from monai_vqvae2.inferers.sampler import HierarchicalSampler
+from monai_vqvae2.inferers.sampler import HierarchicalSampler
+from monai_vqvae2.inferers.writer import read_slice_nifti
+from monai_vqvae2.synthetic.bank_format import load_bank_manifest
+from monai_vqvae2.synthetic.settings import (
+    batch_count,
+    batch_seed,
+    check_count,
+    check_sampler,
+    check_sampling,
+    check_seed,
+    global_conditions,
+    is_count,
+    resolve_labels,
+    resolve_positions,
+    temperature_setting,
+)
 
-__all__ = [
-    "MIXED_KEYS",
-    "MixedSliceDataset",
-    "SyntheticSliceDataset",
-    "load_bank_manifest",
-    "slice_positions_of",
-    "training_slice_positions",
-]
+__all__ = ["MIXED_KEYS", "MixedSliceDataset", "SyntheticSliceDataset"]
 
 MIXED_KEYS = ("image", "subject", "session", "source", "slice_index", "slice_position", "synthetic")
 """Keys :class:`MixedSliceDataset` keeps by default: those real and synthetic slice items both have."""
 
 SYNTHETIC_SUBJECT = "synthetic"
 GENERATED_SOURCE = "generated"
-BANK_FORMAT = 1
-BANK_MANIFEST = "manifest.json"
-BANK_TABLE = "manifest.csv"
-_SAMPLER_STREAM, _POSITION_STREAM = 0, 1
 _GENERATION_DEFAULTS: dict[str, Any] = {
     "slice_positions": None,
     "real_positions": None,
@@ -60,312 +62,10 @@ _GENERATION_DEFAULTS: dict[str, Any] = {
 }
 
 
-def bank_file_name(index: int) -> str:
-    """File name of sample ``index`` of a bank."""
-    return f"synthetic_{index:06d}.nii.gz"
-
-
-def bank_grid_name(chunk: int) -> str:
-    """File name of the PNG grid of chunk ``chunk`` of a bank."""
-    return f"grid_{chunk:04d}.png"
-
-
-def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _check_count(value: Any, name: str) -> int:
-    if not _is_count(value):
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return value
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}.")
-    return int(seed)
-
-
-def temperature_setting(temperature: float | Sequence[float]) -> float | list[float]:
-    """The temperature as recorded in manifests and passed to the sampler: one float, or a list of floats (one per
-    level)."""
-    return [float(value) for value in temperature] if isinstance(temperature, (list, tuple)) else float(temperature)
-
-
-def _check_sampling(temperature: Any, top_k: Any, method: Any) -> None:
-    """The sampler's own checks, made up front (before the first item or chunk is generated)."""
-    from monai_vqvae2.inferers.sampler import SAMPLING_METHODS, level_temperatures
-
-    level_temperatures(temperature)
-    if top_k is not None and not _is_count(top_k):
-        raise ValueError(f"`top_k` must be None or a positive integer, got {top_k!r}.")
-    if method not in SAMPLING_METHODS:
-        raise ValueError(f"`method` must be one of {SAMPLING_METHODS}, got {method!r}.")
-
-
-def _check_sampler(sampler: Any, name: str = "sampler") -> None:
-    from monai_vqvae2.inferers.sampler import HierarchicalSampler
-
-    if not isinstance(sampler, HierarchicalSampler):
-        raise TypeError(f"`{name}` must be a HierarchicalSampler, got {type(sampler).__name__}.")
-
-
-def _global_conditions(sampler: HierarchicalSampler) -> tuple[int, int]:
-    """``(num_scalars, num_classes)`` the sampler's priors were built with."""
-    return max(p.num_scalars for p in sampler.priors), max(p.num_classes for p in sampler.priors)
-
-
-def _batch_seed(seed: int, batch: int) -> int:
-    """Sampler seed of batch (or bank chunk) ``batch``: a 32-bit value derived from ``seed`` and ``batch`` only."""
-    return int(np.random.SeedSequence([seed, batch, _SAMPLER_STREAM]).generate_state(1)[0])
-
-
-def _batch_count(num_samples: int, batch_size: int, batch: int) -> int:
-    return min(batch_size, num_samples - batch * batch_size)
-
-
-def _position_array(values: Any, name: str, scalar: bool = False) -> np.ndarray:
-    """Normalised positions as float64 ``(N,)`` (``(1,)`` for one ``scalar``), each finite and in [0, 1]."""
-    scalars = values if isinstance(values, (list, tuple)) else [values]
-    if any(isinstance(value, (bool, str, bytes)) for value in scalars):
-        raise TypeError(f"`{name}` must be a float or a sequence of floats, got {values!r}.")
-    try:
-        array = torch.as_tensor(values, dtype=torch.float64).cpu().numpy()
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise TypeError(f"`{name}` must be a float or a sequence of floats, got {values!r}.") from error
-    if scalar:
-        array = array.reshape(1)
-    if array.ndim != 1 or not array.size:
-        raise ValueError(f"`{name}` must be a non-empty 1-D sequence of floats, got shape {array.shape}.")
-    bad = ~(np.isfinite(array) & (array >= 0) & (array <= 1))
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        where = f" at index {index}" if array.size > 1 else ""
-        raise ValueError(f"`{name}` holds normalised positions in [0, 1], got {float(array[index])}{where}.")
-    return array
-
-
-def _resolve_positions(
-    num_scalars: int,
-    num_samples: int,
-    batch_size: int,
-    seed: int,
-    slice_positions: float | Sequence[float] | None,
-    real_positions: Sequence[float] | None,
-) -> np.ndarray | None:
-    """One normalised slice position per sample ``(num_samples,)`` float64, or ``None`` for unconditioned priors.
-
-    Positions drawn from ``real_positions`` (sorted first, so only their distribution matters) use one generator per
-    batch, seeded by ``seed`` and the batch number, so that a batch's positions do not depend on the other batches.
-    """
-    given = "slice_positions" if slice_positions is not None else "real_positions" if real_positions is not None else ""
-    if slice_positions is not None and real_positions is not None:
-        raise ValueError("Pass either `slice_positions` or `real_positions` (a distribution to draw from), not both.")
-    if num_scalars == 0:
-        if given:
-            raise ValueError(
-                f"`{given}` was given but the sampler's priors are not conditioned on the slice position "
-                "(they were built with `num_scalars=0`)."
-            )
-        return None
-    if num_scalars != 1:
-        raise ValueError(
-            f"The sampler's priors take {num_scalars} scalar conditions; synthetic slices set only one, the "
-            "normalised slice position (`num_scalars=1`)."
-        )
-    if not given:
-        raise ValueError(
-            "The sampler's priors are conditioned on the slice position (`num_scalars=1`): pass `slice_positions` "
-            "(one float, or one per sample) or `real_positions` (e.g. `slice_positions_of(real_dataset)`)."
-        )
-    if slice_positions is not None:
-        if np.ndim(slice_positions) == 0:
-            return _position_array(slice_positions, "slice_positions", scalar=True).repeat(num_samples)
-        positions = _position_array(slice_positions, "slice_positions")
-        if len(positions) != num_samples:
-            raise ValueError(
-                f"`slice_positions` needs one float or {num_samples} values (one per sample), got {len(positions)}."
-            )
-        return positions
-    pool = np.sort(_position_array(real_positions, "real_positions"))
-    draws = []
-    for batch in range(math.ceil(num_samples / batch_size)):
-        generator = np.random.default_rng(np.random.SeedSequence([seed, batch, _POSITION_STREAM]))
-        draws.append(generator.choice(pool, size=_batch_count(num_samples, batch_size, batch), replace=True))
-    return np.concatenate(draws)
-
-
-def _position_spec(slice_positions: Any, real_positions: Any) -> dict[str, Any]:
-    """How positions were chosen, for a bank's settings (per-sample values live in the per-sample entries)."""
-    if real_positions is not None:
-        pool = np.sort(_position_array(real_positions, "real_positions")).astype("<f8")
-        return {"mode": "real", "count": int(pool.size), "sha256": hashlib.sha256(pool.tobytes()).hexdigest()}
-    if slice_positions is None:
-        return {"mode": "none"}
-    if np.ndim(slice_positions) == 0:
-        return {"mode": "fixed", "value": float(slice_positions)}
-    return {"mode": "per_sample"}
-
-
-def _resolve_labels(num_classes: int, num_samples: int, labels: int | Sequence[int] | None) -> np.ndarray | None:
-    """One class label per sample ``(num_samples,)`` int64, or ``None`` for priors without classes."""
-    if num_classes == 0:
-        if labels is not None:
-            raise ValueError("`labels` was given but the sampler's priors were built with `num_classes=0`.")
-        return None
-    if labels is None:
-        raise ValueError(f"The sampler's priors were built with `num_classes={num_classes}`: pass `labels`.")
-    if isinstance(labels, bool):
-        raise TypeError(f"`labels` must be an int or one int per sample, got {labels!r}.")
-    array = torch.as_tensor(labels).cpu().numpy()
-    if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"`labels` must be an int or one int per sample, got {labels!r}.")
-    array = np.broadcast_to(array, (num_samples,)).astype(np.int64) if array.ndim == 0 else array.astype(np.int64)
-    if array.shape != (num_samples,):
-        raise ValueError(f"`labels` needs one int or {num_samples} values (one per sample), got {array.shape[0]}.")
-    if array.min() < 0 or array.max() >= num_classes:
-        raise ValueError(f"`labels` must lie in [0, {num_classes - 1}], got values in [{array.min()}, {array.max()}].")
-    return array
-
-
-def _label_spec(labels: Any) -> dict[str, Any]:
-    if labels is None:
-        return {"mode": "none"}
-    if np.ndim(labels) == 0:
-        return {"mode": "fixed", "value": int(labels)}
-    return {"mode": "per_sample"}
-
-
-def load_bank_manifest(bank_dir: str | os.PathLike) -> dict[str, Any]:
-    """Read the ``manifest.json`` of a bank written by :func:`~monai_vqvae2.inferers.generate_bank`.
-
-    Args:
-        bank_dir: the bank folder.
-
-    Returns:
-        the manifest: ``settings``, ``checkpoints``, ``versions``, ``num_samples`` (requested), ``complete``,
-        ``chunks`` and ``samples`` (one entry per file, in order).
-
-    Raises:
-        FileNotFoundError: the folder has no manifest.
-        ValueError: the manifest is not valid JSON or not a bank manifest of this format.
-    """
-    path = Path(bank_dir) / BANK_MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no bank manifest {str(path)!r}; write a bank with monai_vqvae2.inferers.generate_bank."
-        )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"bank manifest {str(path)!r} is not valid JSON: {error}.") from error
-    if not isinstance(manifest, dict) or manifest.get("format") != BANK_FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise ValueError(f"{str(path)!r} is not a bank manifest of format {BANK_FORMAT} (found format {found!r}).")
-    for key in ("settings", "chunks", "samples"):
-        if key not in manifest:
-            raise ValueError(f"bank manifest {str(path)!r} has no {key!r} entry.")
-    return manifest
-
-
-def slice_positions_of(source: Any) -> np.ndarray:
-    """Normalised slice positions (0 = inferior, 1 = superior) of real slices, to draw synthetic positions from.
-
-    Args:
-        source: a code file written by :func:`~monai_vqvae2.data.extract_codes` (path to the ``.npz``; cheap), a
-            :class:`~monai_vqvae2.data.SliceDataset` (read from its descriptors, without decoding pixels), a
-            :class:`~monai_vqvae2.data.CodeDataset`, or any sequence/dataset of dict items with a
-            ``"slice_position"`` key (items marked ``"synthetic": True`` are left out).
-
-    Returns:
-        the finite positions, float64 ``(N,)``, in dataset order.
-
-    Raises:
-        FileNotFoundError: a code file path that does not exist.
-        TypeError: ``source`` is none of the above.
-        ValueError: no finite ``slice_position`` at all.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"code file {str(path)!r} does not exist; run the prior stage's code extraction.")
-        with np.load(path, allow_pickle=False) as stored:
-            if "slice_position" not in stored.files:
-                raise ValueError(f"{str(path)!r} has no 'slice_position' array; expected a file from extract_codes.")
-            values = np.asarray(stored["slice_position"], dtype=np.float64)
-        what = repr(str(path))
-    elif isinstance(getattr(source, "slice_items", None), list):  # SliceDataset: descriptors, no pixels
-        values = np.array([item.get("slice_position", math.nan) for item in source.slice_items], dtype=np.float64)
-        what = type(source).__name__
-    elif isinstance(getattr(source, "slice_position", None), torch.Tensor):  # CodeDataset
-        values = source.slice_position.double().reshape(-1).numpy()
-        what = type(source).__name__
-    else:
-        if isinstance(source, Mapping) or not (hasattr(source, "__len__") and hasattr(source, "__getitem__")):
-            raise TypeError(
-                "`source` must be a code file path, a SliceDataset, a CodeDataset or a sequence of slice items, "
-                f"got {type(source).__name__}."
-            )
-        collected = []
-        for index in range(len(source)):
-            item = source[index]
-            if not isinstance(item, Mapping):
-                raise TypeError(f"`source[{index}]` must be a dict item, got {type(item).__name__}.")
-            if item.get("synthetic") is True:
-                continue
-            collected.append(float(item.get("slice_position", math.nan)))
-        values = np.array(collected, dtype=np.float64)
-        what = type(source).__name__
-    finite = values[np.isfinite(values)]
-    if not finite.size:
-        raise ValueError(f"no finite 'slice_position' in {what}: real slice items must carry their slice position.")
-    return finite
-
-
-def training_slice_positions(
-    codes_file: str | os.PathLike,
-    split_file: str | os.PathLike | None = None,
-    split: str = "train",
-    **dataset_kwargs: Any,
-) -> np.ndarray:
-    """Slice positions of the real training slices: from the prior stage's code file when it exists (cheap), else
-    from the split file's items through :func:`~monai_vqvae2.data.make_slice_dataset` (decodes every volume once).
-
-    Args:
-        codes_file: ``<output_dir>/codes/train.npz`` as the prior stage writes it.
-        split_file: the run's ``split.json``, used when ``codes_file`` does not exist.
-        split: the split whose slices to use with ``split_file``.
-        dataset_kwargs: preprocessing arguments of :func:`~monai_vqvae2.data.make_slice_dataset` (``image_size``,
-            ``min_brain_fraction``, ...), the same as training used, since they decide which slices are kept.
-
-    Returns:
-        the positions, float64 ``(N,)``.
-
-    Raises:
-        FileNotFoundError: neither file exists.
-        ValueError: ``split`` is not in the split file, or no finite position.
-    """
-    if Path(codes_file).is_file():
-        return slice_positions_of(codes_file)
-    if split_file is None or not Path(split_file).is_file():
-        raise FileNotFoundError(
-            f"neither the code file {str(codes_file)!r} nor the split file {str(split_file)!r} exists; train the "
-            "autoencoder (which writes the split) or the priors (which write the code file) first."
-        )
-    from monai_vqvae2.data.datasets import make_slice_dataset
-    from monai_vqvae2.data.splits import load_split
-
-    splits = load_split(split_file)
-    if split not in splits:
-        raise ValueError(f"`split` must be one of {sorted(splits)}, got {split!r}.")
-    dataset_kwargs.setdefault("cache", None)
-    return slice_positions_of(make_slice_dataset(splits[split], **dataset_kwargs))
-
-
 class SyntheticSliceDataset(torch.utils.data.Dataset):
     """Synthetic 2D slices as dataset items, generated on the fly by a
     :class:`~monai_vqvae2.inferers.HierarchicalSampler` or read from a bank folder written by
-    :func:`~monai_vqvae2.inferers.generate_bank`.
+    :func:`~monai_vqvae2.synthetic.generate_bank`.
 
     Items have the keys of real slice items (:class:`~monai_vqvae2.data.SliceDataset`): ``"image"`` (float32
     ``(1, H, W)`` in [0, 1]), ``"subject"`` and ``"session"`` (``"synthetic"``), ``"source"`` (``"generated"``, or
@@ -385,8 +85,9 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
         num_samples: number of items; for a bank, ``None`` takes all its samples.
         slice_positions: normalised slice position (0 = inferior, 1 = superior) of every item, one float or one per
             item; only for priors conditioned on it (``num_scalars=1``).
-        real_positions: positions of real slices (e.g. :func:`slice_positions_of` of the training set); each item's
-            position is drawn from them, uniformly with replacement. Exclusive with ``slice_positions``.
+        real_positions: positions of real slices (e.g. :func:`~monai_vqvae2.synthetic.slice_positions_of` of the
+            training set); each item's position is drawn from them, uniformly with replacement. Exclusive with
+            ``slice_positions``.
         labels: class label of every item (one int or one per item), for priors built with ``num_classes > 0``.
         seed: seed the batch seeds and positions derive from.
         temperature: softmax temperature of the priors, one number or one per level (coarsest first).
@@ -450,7 +151,7 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
             self.bank_dir = Path(source)
             self.manifest = load_bank_manifest(self.bank_dir)
             available = len(self.manifest["samples"])
-            if num_samples is not None and not (_is_count(num_samples) and num_samples <= available):
+            if num_samples is not None and not (is_count(num_samples) and num_samples <= available):
                 raise ValueError(
                     f"`num_samples` must be None or an integer in [1, {available}] (the bank's samples), "
                     f"got {num_samples!r}."
@@ -472,23 +173,23 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
             raise TypeError(
                 f"`source` must be a HierarchicalSampler or a bank folder path, got {type(source).__name__}."
             )
-        _check_sampler(source, "source")
+        check_sampler(source, "source")
         if num_samples is None:
             raise ValueError("`num_samples` is required when generating on the fly.")
-        self.num_samples = _check_count(num_samples, "num_samples")
-        self.batch_size = _check_count(batch_size, "batch_size")
-        self.seed = _check_seed(seed)
-        _check_sampling(temperature, top_k, method)
-        num_scalars, num_classes = _global_conditions(source)
-        self.slice_positions = _resolve_positions(
+        self.num_samples = check_count(num_samples, "num_samples")
+        self.batch_size = check_count(batch_size, "batch_size")
+        self.seed = check_seed(seed)
+        check_sampling(temperature, top_k, method)
+        num_scalars, num_classes = global_conditions(source)
+        self.slice_positions = resolve_positions(
             num_scalars, self.num_samples, self.batch_size, self.seed, slice_positions, real_positions
         )
-        self.labels = _resolve_labels(num_classes, self.num_samples, labels)
+        self.labels = resolve_labels(num_classes, self.num_samples, labels)
         self.sampler = source
         self.temperature = temperature_setting(temperature)
         self.top_k = top_k
         self.method = method
-        self.batch_seeds = [_batch_seed(self.seed, b) for b in range(math.ceil(self.num_samples / self.batch_size))]
+        self.batch_seeds = [batch_seed(self.seed, b) for b in range(math.ceil(self.num_samples / self.batch_size))]
 
     def __len__(self) -> int:
         return self.num_samples
@@ -527,7 +228,7 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
             if self._cache is not None and self._cache[0] == batch:
                 return self._cache[1]
             start = batch * self.batch_size
-            stop = start + _batch_count(self.num_samples, self.batch_size, batch)
+            stop = start + batch_count(self.num_samples, self.batch_size, batch)
             output = self.sampler.sample(
                 stop - start,
                 temperature=self.temperature,
@@ -550,8 +251,6 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
             raise FileNotFoundError(
                 f"bank file {str(path)!r} is listed in the manifest but missing; run generate_bank again to restore it."
             )
-        from monai_vqvae2.inferers.writer import read_slice_nifti
-
         image = torch.from_numpy(read_slice_nifti(path))[None]
         return {"image": image, **self._metadata(index, str(path), int(entry["chunk_seed"]))}
 
@@ -629,12 +328,12 @@ class MixedSliceDataset(torch.utils.data.Dataset):
             raise ValueError("`real` is empty: mixing needs real slices.")
         if synthetic_fraction > 0 and len(synthetic) == 0:
             raise ValueError(f"`synthetic` is empty but `synthetic_fraction` is {synthetic_fraction}.")
-        seed = _check_seed(seed)
+        seed = check_seed(seed)
         if length is None:
             num_synthetic = math.floor(len(real) * synthetic_fraction / (1 - synthetic_fraction) + 0.5)
             length = len(real) + num_synthetic
         else:
-            length = _check_count(length, "length")
+            length = check_count(length, "length")
             num_synthetic = math.floor(length * synthetic_fraction + 0.5)
         if keys is not None:
             if isinstance(keys, str) or not all(isinstance(key, str) for key in keys):

@@ -11,34 +11,21 @@ import pytest
 import torch
 from monai.data import DataLoader
 
-from monai_vqvae2.data import (
+from monai_vqvae2.data import save_split
+from monai_vqvae2.synthetic import (
     MIXED_KEYS,
     MixedSliceDataset,
     SyntheticSliceDataset,
-    make_slice_dataset,
-    save_split,
+    generate_bank,
     slice_positions_of,
     training_slice_positions,
 )
-from monai_vqvae2.inferers import HierarchicalSampler, generate_bank
 from tests.tiny import TINY_SHAPE, single_thread, tiny_sampler  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = TINY_SHAPE
 ITEM_KEYS = {"image", "subject", "session", "source", "slice_index", "slice_position", "synthetic", "index", "seed"}
 REAL_POOL = [0.2] * 30 + [0.8] * 10  # a skewed distribution: mean 0.35
-
-
-@pytest.fixture(scope="module")
-def sampler() -> HierarchicalSampler:
-    return tiny_sampler()
-
-
-@pytest.fixture
-def real_slices(tmp_path, build):
-    """Ten 32 x 32 real slices of one volume, with a clinical key synthetic items do not have."""
-    volume = build.write_nifti(tmp_path / "sub01.nii.gz", build.known_volume())
-    return make_slice_dataset([{"image": str(volume), "age": 71}], image_size=32)
 
 
 def invert(item: dict) -> dict:

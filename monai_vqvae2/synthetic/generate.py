@@ -1,6 +1,8 @@
-"""A resumable bank of synthetic slices on disk: NIfTI files, PNG grids and a manifest, written chunk by chunk.
+"""A resumable bank of synthetic slices on disk: NIfTI files, PNG grids and a manifest, written chunk by chunk
+(:func:`generate_bank`), and the digest of the model that generated it (:func:`model_digest`).
 
-Read a bank back with :class:`~monai_vqvae2.data.SyntheticSliceDataset` (``SyntheticSliceDataset(bank_dir)``).
+Read a bank back with :class:`~monai_vqvae2.synthetic.SyntheticSliceDataset` (``SyntheticSliceDataset(bank_dir)``);
+its format is that of :mod:`~monai_vqvae2.synthetic.bank_format`.
 """
 
 from __future__ import annotations
@@ -17,30 +19,32 @@ from typing import Any
 
 import torch
 
-from monai_vqvae2.data.synthetic import (
+from monai_vqvae2.engines.provenance import package_versions
+from monai_vqvae2.inferers.sampler import HierarchicalSampler
+from monai_vqvae2.inferers.writer import checkpoint_records, nifti_slice_bytes, slice_pictures, write_grid_png
+from monai_vqvae2.io import atomic_write, atomic_write_json
+from monai_vqvae2.synthetic.bank_format import (
     BANK_FORMAT,
     BANK_MANIFEST,
     BANK_TABLE,
-    _batch_count,
-    _batch_seed,
-    _check_count,
-    _check_sampler,
-    _check_sampling,
-    _check_seed,
-    _global_conditions,
-    _label_spec,
-    _position_spec,
-    _resolve_labels,
-    _resolve_positions,
     bank_file_name,
     bank_grid_name,
     load_bank_manifest,
+)
+from monai_vqvae2.synthetic.settings import (
+    batch_count,
+    batch_seed,
+    check_count,
+    check_sampler,
+    check_sampling,
+    check_seed,
+    global_conditions,
+    label_spec,
+    position_spec,
+    resolve_labels,
+    resolve_positions,
     temperature_setting,
 )
-from monai_vqvae2.engines.provenance import package_versions
-from monai_vqvae2.inferers.sampler import HierarchicalSampler
-from monai_vqvae2.inferers.writer import _checkpoint_records, _nifti_slice_bytes, _pictures, _write_grid_png
-from monai_vqvae2.io import atomic_write, atomic_write_json
 
 __all__ = ["generate_bank", "model_digest"]
 
@@ -121,7 +125,7 @@ def generate_bank(
     """Write ``num_samples`` synthetic slices to ``output_dir``, chunk by chunk, resumably.
 
     Every chunk of ``chunk_size`` slices is sampled with a seed derived from ``seed`` and its number only (the seed
-    of batch ``b`` of :class:`~monai_vqvae2.data.SyntheticSliceDataset`), then written atomically:
+    of batch ``b`` of :class:`~monai_vqvae2.synthetic.SyntheticSliceDataset`), then written atomically:
     ``synthetic_<index>.nii.gz`` per slice (``(X, Y, 1)`` in RAS, 1 mm pixels by default, as
     :func:`~monai_vqvae2.inferers.write_samples` writes them; byte-identical for identical slices) and
     ``grid_<chunk>.png``; then ``manifest.json`` and ``manifest.csv`` are rewritten atomically.
@@ -145,7 +149,7 @@ def generate_bank(
         chunk_size: slices sampled and written per chunk (the unit of resumption).
         slice_positions: normalised slice position (0 = inferior, 1 = superior), one float or one per slice; only for
             priors conditioned on it (``num_scalars=1``).
-        real_positions: positions of real slices (e.g. :func:`~monai_vqvae2.data.training_slice_positions`) to draw
+        real_positions: positions of real slices (e.g. :func:`~monai_vqvae2.synthetic.training_slice_positions`) to draw
             each slice's position from, uniformly with replacement; exclusive with ``slice_positions``.
         labels: class label (one int or one per slice) for priors built with ``num_classes > 0``.
         temperature: softmax temperature of the priors, one number or one per level (coarsest first).
@@ -164,19 +168,19 @@ def generate_bank(
         ValueError: invalid arguments; positions for unconditioned priors or none for conditioned ones; an existing
             bank in ``output_dir`` made with other settings, or with more samples than ``num_samples``.
     """
-    _check_sampler(sampler)
-    num_samples = _check_count(num_samples, "num_samples")
-    chunk_size = _check_count(chunk_size, "chunk_size")
-    seed = _check_seed(seed)
-    _check_sampling(temperature, top_k, method)
+    check_sampler(sampler)
+    num_samples = check_count(num_samples, "num_samples")
+    chunk_size = check_count(chunk_size, "chunk_size")
+    seed = check_seed(seed)
+    check_sampling(temperature, top_k, method)
     if batch_size is not None:
-        _check_count(batch_size, "batch_size")
+        check_count(batch_size, "batch_size")
     if isinstance(spacing, bool) or not (isinstance(spacing, (int, float)) and math.isfinite(spacing) and spacing > 0):
         raise ValueError(f"`spacing` must be a positive finite number, got {spacing!r}.")
-    num_scalars, num_classes = _global_conditions(sampler)
-    positions = _resolve_positions(num_scalars, num_samples, chunk_size, seed, slice_positions, real_positions)
-    label_values = _resolve_labels(num_classes, num_samples, labels)
-    checkpoint_records = _checkpoint_records(checkpoints)
+    num_scalars, num_classes = global_conditions(sampler)
+    positions = resolve_positions(num_scalars, num_samples, chunk_size, seed, slice_positions, real_positions)
+    label_values = resolve_labels(num_classes, num_samples, labels)
+    records = checkpoint_records(checkpoints)
     settings = {
         "seed": seed,
         "chunk_size": chunk_size,
@@ -187,17 +191,17 @@ def generate_bank(
         "dtype": str(sampler.dtype),
         "device": next(sampler.vqvae.parameters()).device.type,
         "spacing": float(spacing),
-        "slice_positions": _position_spec(slice_positions, real_positions),
-        "labels": _label_spec(labels),
+        "slice_positions": position_spec(slice_positions, real_positions),
+        "labels": label_spec(labels),
         "model_sha256": model_digest(sampler),
-        "checkpoints_sha256": [record["sha256"] for record in checkpoint_records],
+        "checkpoints_sha256": [record["sha256"] for record in records],
     }
     versions = package_versions()
     bank_dir = Path(output_dir)
     bank_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = bank_dir / BANK_MANIFEST
     num_chunks = math.ceil(num_samples / chunk_size)
-    chunk_seeds = [_batch_seed(seed, chunk) for chunk in range(num_chunks)]
+    chunk_seeds = [batch_seed(seed, chunk) for chunk in range(num_chunks)]
 
     chunks: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
@@ -221,7 +225,7 @@ def generate_bank(
             )
         for chunk in existing["chunks"]:
             number, first = chunk["chunk"], chunk["first"]
-            expected_count = _batch_count(num_samples, chunk_size, number) if number < num_chunks else 0
+            expected_count = batch_count(num_samples, chunk_size, number) if number < num_chunks else 0
             if number != len(chunks) or first != number * chunk_size or chunk["count"] != expected_count:
                 break  # a short last chunk of a smaller bank: generated again at full size
             recorded = existing["samples"][first : first + chunk["count"]]
@@ -243,7 +247,7 @@ def generate_bank(
         manifest = {
             "format": BANK_FORMAT,
             "settings": settings,
-            "checkpoints": checkpoint_records,
+            "checkpoints": records,
             "versions": versions,
             "num_samples": num_samples,
             "complete": len(samples) == num_samples,
@@ -256,7 +260,7 @@ def generate_bank(
 
     write_manifest()
     for number in range(len(chunks), num_chunks):
-        first, count = number * chunk_size, _batch_count(num_samples, chunk_size, number)
+        first, count = number * chunk_size, batch_count(num_samples, chunk_size, number)
         stop = first + count
         output = sampler.sample(
             count,
@@ -268,16 +272,16 @@ def generate_bank(
             method=method,
             batch_size=batch_size,
         )
-        pictures = _pictures(output.images)
+        pictures = slice_pictures(output.images)
         entries = []
         for offset, picture in enumerate(pictures):
             entry = _expected_entry(first + offset, number, chunk_seeds[number], positions, label_values)
-            payload = _nifti_slice_bytes(picture, spacing=spacing)
+            payload = nifti_slice_bytes(picture, spacing=spacing)
             atomic_write(bank_dir / entry["file"], lambda temporary, payload=payload: temporary.write_bytes(payload))
             entry["sha256"] = hashlib.sha256(payload).hexdigest()
             entries.append(entry)
         grid = bank_grid_name(number)
-        _write_grid_png(bank_dir / grid, pictures)
+        write_grid_png(bank_dir / grid, pictures)
         chunks.append({"chunk": number, "seed": chunk_seeds[number], "first": first, "count": count, "grid": grid})
         samples.extend(entries)
         write_manifest()

@@ -14,18 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from monai_vqvae2.data import SyntheticSliceDataset, load_bank_manifest
 from monai_vqvae2.data.codes import file_digest
-from monai_vqvae2.inferers import HierarchicalSampler, generate_bank, model_digest
+from monai_vqvae2.inferers import HierarchicalSampler
+from monai_vqvae2.synthetic import SyntheticSliceDataset, generate_bank, load_bank_manifest, model_digest
 from tests.tiny import TINY_SHAPE, single_thread, tiny_sampler  # noqa: F401 (autouse fixture)
 
 SHAPE = TINY_SHAPE
 REAL_POOL = [0.2, 0.4, 0.4, 0.9]
-
-
-@pytest.fixture(scope="module")
-def sampler() -> HierarchicalSampler:
-    return tiny_sampler()
 
 
 class CountingSampler:
