@@ -50,9 +50,9 @@ from monai.utils import set_determinism
 
 from monai_vqvae2.data import make_slice_dataset
 from monai_vqvae2.data.splits import load_split
-from monai_vqvae2.engines.provenance import package_versions
 from monai_vqvae2.inferers import load_sampler, prior_checkpoints
 from monai_vqvae2.io import atomic_write_json
+from monai_vqvae2.provenance import package_versions
 from monai_vqvae2.synthetic import MixedSliceDataset, SyntheticSliceDataset, generate_bank, training_slice_positions
 
 __all__ = ["RUN_NAMES", "run_experiment"]

@@ -26,8 +26,8 @@ from typing import Any
 from monai.bundle import ConfigParser, run
 
 from monai_vqvae2.bundle import bundle_path
-from monai_vqvae2.engines import level_names
 from monai_vqvae2.io import atomic_write_json
+from monai_vqvae2.networks import level_names
 
 __all__ = ["DEFAULT_STAGES", "STAGES", "format_summary", "run_pipeline"]
 

@@ -8,7 +8,6 @@ subject, source file, slice index and normalised slice position). :class:`CodeDa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,21 +22,13 @@ from monai.data import DataLoader
 from torch.utils.data import Dataset
 
 from monai_vqvae2.io import atomic_write
+from monai_vqvae2.provenance import file_digest
 
 __all__ = ["CodeDataset", "extract_codes", "file_digest"]
 
 _FORMAT = 1
 
 logger = logging.getLogger(__name__)
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file (identifies the autoencoder checkpoint that produced a code file)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _settings_of(path: Path) -> dict[str, Any] | None:

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from monai_vqvae2.data.codes import file_digest
 from monai_vqvae2.io import atomic_write
+from monai_vqvae2.provenance import file_digest
 
 __all__ = [
     "DEMO_GRID_SHAPE",

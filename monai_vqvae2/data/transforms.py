@@ -15,7 +15,8 @@ The chains reuse MONAI wherever a transform exists (``LoadImaged`` with ``Nibabe
   drop slices or attach positions.
 
 Slice convention: every output slice is ``(1, H, W)`` float32 in ``[0, 1]`` in *display order*: row 0 is anterior,
-column 0 is the patient's left (neurological convention), as an axial slice is usually shown.
+column 0 is the patient's left (neurological convention), as an axial slice is usually shown: the quarter turn of
+:func:`monai_vqvae2.slice_io.to_display`, made here by ``Rotate90d(k=DISPLAY_ROT90_K)``.
 
 Errors: the chains returned here raise :class:`~monai_vqvae2.data.errors.InvalidImageError` (a ``ValueError``
 naming the file) for every problem of an input file, including reader errors, rather than MONAI's
@@ -58,6 +59,7 @@ from nibabel.openers import ImageOpener
 from PIL import Image as PILImage
 
 from monai_vqvae2.data.errors import PERMISSION_PROBLEM, InvalidImageError, as_invalid_image
+from monai_vqvae2.slice_io import DISPLAY_ROT90_K
 
 __all__ = [
     "MAX_VOXELS",
@@ -774,7 +776,7 @@ def volume_transforms(
         ExtractAxialSlicesd(
             image_key, min_brain_fraction=min_brain_fraction, foreground_threshold=foreground_threshold
         ),
-        Rotate90d(image_key, k=1, spatial_axes=(0, 1)),
+        Rotate90d(image_key, k=DISPLAY_ROT90_K, spatial_axes=(0, 1)),  # slice_io.to_display, as a MONAI transform
         *_slice_tail(image_key, size, resize_mode),
     ]
     return _FileChain(steps, path_key=image_key)

@@ -18,10 +18,10 @@ from monai_vqvae2.engines.handlers import (
     MetricsJSONWriter,
     NonFiniteLossHandler,
     ReconstructionFigureHandler,
-    level_names,
 )
 from monai_vqvae2.engines.prior import PriorBatch
 from monai_vqvae2.engines.provenance import package_versions, record_run
+from monai_vqvae2.networks import level_names
 
 __all__ = [
     "QUANTIZATION_LOSS",

@@ -19,7 +19,7 @@ from PIL import Image
 
 from monai_vqvae2.io import atomic_write, atomic_write_json
 from monai_vqvae2.metrics import MaskedSSIMMetric, code_statistics, codes_in_mask
-from monai_vqvae2.networks import VQVAE2
+from monai_vqvae2.networks import level_names, unwrap
 
 __all__ = [
     "CodebookUsageHandler",
@@ -32,28 +32,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def unwrap(network: torch.nn.Module) -> torch.nn.Module:
-    """The module inside ``DistributedDataParallel``/``DataParallel`` and reconstruction views."""
-    while True:
-        if isinstance(network, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
-            network = network.module
-        elif not isinstance(network, VQVAE2) and isinstance(getattr(network, "network", None), torch.nn.Module):
-            network = network.network
-        else:
-            return network
-
-
-def level_names(num_levels: int) -> list[str]:
-    """Names of the levels, coarsest first: ``["top", "bottom"]``, ``["top", "middle", "bottom"]``, ..."""
-    if num_levels == 1:
-        return ["bottom"]
-    if num_levels == 2:
-        return ["top", "bottom"]
-    if num_levels == 3:
-        return ["top", "middle", "bottom"]
-    return ["top"] + [f"level{level}" for level in range(1, num_levels - 1)] + ["bottom"]
 
 
 def _loss(output: dict) -> torch.Tensor:

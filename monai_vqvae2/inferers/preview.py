@@ -11,6 +11,7 @@ from monai.transforms import MapTransform
 from PIL import Image
 
 from monai_vqvae2.io import atomic_write
+from monai_vqvae2.slice_io import to_display
 
 __all__ = ["SaveAxialPreviewd"]
 
@@ -57,7 +58,7 @@ class SaveAxialPreviewd(MapTransform):
                     f"SaveAxialPreviewd expects (C, X, Y, Z) volumes; {key!r} has shape {tuple(volume.shape)}."
                 )
             middle = volume[0, :, :, volume.shape[-1] // 2]
-            panels.append(torch.rot90(middle, k=1).clamp(0, 1).numpy())
+            panels.append(to_display(middle).clamp(0, 1).numpy())
         source = getattr(data[self.source_key], "meta", {}).get("filename_or_obj", "volume")
         picture = (np.concatenate(panels, axis=1) * 255).round().astype(np.uint8)
         path = self.output_dir / f"{_stem(str(source))}_{self.postfix}.png"

@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
+from monai_vqvae2.slice_io import from_display, to_display
+
 __all__ = ["AxialSliceInferer"]
 
 
@@ -46,7 +48,7 @@ class AxialSliceInferer(Inferer):
         volumes = convert_to_tensor(inputs, track_meta=False)  # per-slice views of a MetaTensor batch cannot be cut
         batch, channels, size_x, size_y, depth = volumes.shape
         slices = volumes.permute(0, 4, 1, 2, 3).reshape(batch * depth, channels, size_x, size_y)
-        slices = torch.rot90(slices, k=1, dims=(2, 3))  # display order, as in training
+        slices = to_display(slices)  # display order, as in training
         height, width = slices.shape[2:]
         scale = self.image_size / max(height, width)
         scaled = (max(1, round(height * scale)), max(1, round(width * scale)))
@@ -63,7 +65,7 @@ class AxialSliceInferer(Inferer):
             prediction = network(padded, *args, **kwargs)
             prediction = prediction[:, :, pad_top : pad_top + scaled[0], pad_left : pad_left + scaled[1]]
             outputs.append(F.interpolate(prediction, size=(height, width), mode="bilinear", antialias=True))
-        result = torch.rot90(torch.cat(outputs), k=-1, dims=(2, 3))
+        result = from_display(torch.cat(outputs))
         result = result.reshape(batch, depth, -1, size_x, size_y).permute(0, 2, 3, 4, 1)
         # like MONAI's inferers: a MetaTensor input gives a MetaTensor output with its metadata (for Invertd, saving)
         return convert_to_dst_type(result, inputs)[0]

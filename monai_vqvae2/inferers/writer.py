@@ -1,22 +1,31 @@
-"""Write sampled slices to disk: one NIfTI per slice, a PNG grid and a JSON manifest."""
+"""Write sampled slices to disk: one NIfTI per slice, a PNG grid and a JSON manifest.
+
+The slice files and grids are written by :mod:`monai_vqvae2.slice_io` and the digests and versions come from
+:mod:`monai_vqvae2.provenance`; their names are re-exported here, where they were defined before.
+"""
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import torch
-from PIL import Image
 
-from monai_vqvae2.data.codes import file_digest
-from monai_vqvae2.engines.provenance import package_versions
+from monai_vqvae2.inferers.sampler import HierarchicalSampler
 from monai_vqvae2.io import atomic_write, atomic_write_json
+from monai_vqvae2.networks import level_names, prior_for_level
+from monai_vqvae2.provenance import checkpoint_records, package_versions
+from monai_vqvae2.slice_io import (
+    nifti_slice_bytes,
+    read_slice_nifti,
+    slice_affine,
+    slice_pictures,
+    write_grid_png,
+)
 
 __all__ = [
     "checkpoint_records",
@@ -30,97 +39,6 @@ __all__ = [
     "write_grid_png",
     "write_samples",
 ]
-
-
-def slice_affine(height: int, width: int, spacing: float = 1.0, position_mm: float = 0.0) -> np.ndarray:
-    """RAS affine of a generated axial slice stored as ``(X, Y, 1)``: ``spacing`` mm pixels, centred on the origin,
-    at height ``position_mm`` on the inferior-superior axis."""
-    affine = np.diag([spacing, spacing, spacing, 1.0])
-    affine[:3, 3] = [-(width - 1) * spacing / 2, -(height - 1) * spacing / 2, position_mm]
-    return affine
-
-
-def _grid(images: np.ndarray, columns: int) -> np.ndarray:
-    count, height, width = images.shape
-    rows = math.ceil(count / columns)
-    grid = np.zeros((rows * height, columns * width), dtype=images.dtype)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
-    return grid
-
-
-def slice_pictures(images: torch.Tensor) -> np.ndarray:
-    """``(B, 1, H, W)`` images to float32 ``(B, H, W)`` pictures clamped to [0, 1], on the CPU.
-
-    Args:
-        images: generated slices, display order (anterior up).
-
-    Returns:
-        the pictures, as :func:`nifti_slice_bytes` and :func:`write_grid_png` take them.
-    """
-    return images[:, 0].detach().float().cpu().clamp(0, 1).numpy()
-
-
-def nifti_slice_bytes(picture: np.ndarray, spacing: float = 1.0) -> bytes:
-    """A picture ``(H, W)`` in display order (anterior up) as gzipped NIfTI bytes, ``(X, Y, 1)`` in RAS with
-    :func:`slice_affine`. The gzip header carries no time stamp, so equal pictures give byte-identical files.
-
-    Args:
-        picture: one picture of :func:`slice_pictures`.
-        spacing: pixel size in mm written in the affine.
-
-    Returns:
-        the bytes of a ``.nii.gz`` file (read back by :func:`read_slice_nifti`).
-    """
-    volume = np.rot90(picture, k=-1)[:, :, None].astype(np.float32)  # display order back to (X=R, Y=A)
-    image = nib.Nifti1Image(volume, slice_affine(*picture.shape, spacing=spacing))
-    return gzip.compress(image.to_bytes(), mtime=0)
-
-
-def read_slice_nifti(path: str | os.PathLike) -> np.ndarray:
-    """Read a slice written by :func:`write_samples` or a bank back into display order: the inverse of the writers.
-
-    Args:
-        path: an ``(X, Y, 1)`` NIfTI file.
-
-    Returns:
-        the picture ``(H, W)``, float32, anterior up.
-
-    Raises:
-        ValueError: the file does not hold one ``(X, Y, 1)`` slice.
-    """
-    volume = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
-    if volume.ndim != 3 or volume.shape[2] != 1:
-        raise ValueError(f"{path} must hold one slice of shape (X, Y, 1), got {volume.shape}.")
-    return np.ascontiguousarray(np.rot90(volume[:, :, 0], k=1))  # (X=R, Y=A) back to display order
-
-
-def write_grid_png(path: Path, pictures: np.ndarray) -> Path:
-    """Pictures ``(B, H, W)`` in [0, 1] side by side in a near-square 8-bit grid, written atomically.
-
-    Args:
-        path: the PNG file to write.
-        pictures: the pictures of :func:`slice_pictures`, in order, row by row.
-
-    Returns:
-        ``path``.
-    """
-    columns = max(1, math.ceil(math.sqrt(len(pictures))))
-    grid = (_grid(pictures, columns) * 255).round().astype(np.uint8)
-    return atomic_write(path, lambda temporary: Image.fromarray(grid).save(temporary, "PNG"))
-
-
-def checkpoint_records(checkpoints: Sequence[str | os.PathLike]) -> list[dict[str, str]]:
-    """``{"path", "sha256"}`` of each checkpoint file, for manifests.
-
-    Args:
-        checkpoints: the checkpoint files.
-
-    Returns:
-        one record per file, in order.
-    """
-    return [{"path": str(path), "sha256": file_digest(path)} for path in checkpoints]
 
 
 def write_samples(
@@ -172,9 +90,15 @@ def write_samples(
 
 
 def prior_checkpoints(checkpoint_dir: str | os.PathLike, num_levels: int) -> list[str]:
-    """Best prior checkpoints as the prior stage writes them, coarsest first: ``<dir>/prior_<level>/model.pt``."""
-    from monai_vqvae2.engines.handlers import level_names
+    """Best prior checkpoints as the prior stage writes them, coarsest first: ``<dir>/prior_<level>/model.pt``.
 
+    Args:
+        checkpoint_dir: the folder the prior stages wrote into.
+        num_levels: levels of the VQ-VAE-2, named by :func:`~monai_vqvae2.networks.level_names`.
+
+    Returns:
+        one checkpoint path per level, coarsest first.
+    """
     return [str(Path(checkpoint_dir) / f"prior_{name}" / "model.pt") for name in level_names(num_levels)]
 
 
@@ -186,17 +110,26 @@ def load_sampler(
     num_scalars: int = 0,
     num_classes: int = 0,
     **prior_settings: Any,
-):
+) -> HierarchicalSampler:
     """A :class:`~monai_vqvae2.inferers.HierarchicalSampler` from a (loaded) VQ-VAE-2 and one prior checkpoint per
     level, coarsest first; priors are built by :func:`~monai_vqvae2.networks.prior_for_level` with
     ``prior_settings`` and loaded with ``torch.load(..., weights_only=True)``.
 
+    Args:
+        vqvae: the trained VQ-VAE-2, or a view holding it as ``.network``.
+        prior_checkpoints: one prior ``state_dict`` file per level, coarsest first.
+        spatial_shape: size ``(H, W)`` of the images to sample.
+        device: where the priors are loaded and run.
+        num_scalars: scalar conditions the priors were trained with (e.g. 1 for the slice position).
+        num_classes: classes of the class condition the priors were trained with (0: none).
+        prior_settings: further arguments of :func:`~monai_vqvae2.networks.prior_for_level`.
+
+    Returns:
+        the sampler, its networks in evaluation mode.
+
     Raises:
         ValueError: not one checkpoint per level.
     """
-    from monai_vqvae2.inferers.sampler import HierarchicalSampler
-    from monai_vqvae2.networks import prior_for_level
-
     vqvae = getattr(vqvae, "network", vqvae)
     if len(prior_checkpoints) != vqvae.num_levels:
         raise ValueError(

@@ -1,10 +1,12 @@
-"""Networks: the hierarchical VQ-VAE-2, its codebook quantizer, export views and the PixelCNN priors."""
+"""Networks: the hierarchical VQ-VAE-2, its codebook quantizer, export views, the PixelCNN priors and the vocabulary
+the stages share about them (:func:`unwrap`, :func:`level_names`)."""
 
 from __future__ import annotations
 
 from monai_vqvae2.networks.factory import init_prior_embeddings, prior_for_level
 from monai_vqvae2.networks.pixelcnn import PixelCNNIncrementalState, PixelCNNPrior
 from monai_vqvae2.networks.quantizer import RestartEMAQuantizer, kmeans, perplexity
+from monai_vqvae2.networks.vocabulary import level_names, unwrap
 from monai_vqvae2.networks.vqvae2 import VQVAE2, VQVAE2Encoding
 from monai_vqvae2.networks.wrappers import VQVAE2Reconstructor
 
@@ -17,6 +19,8 @@ __all__ = [
     "VQVAE2Reconstructor",
     "init_prior_embeddings",
     "kmeans",
+    "level_names",
     "perplexity",
     "prior_for_level",
+    "unwrap",
 ]

@@ -23,8 +23,7 @@ from typing import Any
 import torch
 from monai.networks.nets import ResNetFeatures
 
-from monai_vqvae2.engines.handlers import unwrap
-from monai_vqvae2.networks import VQVAE2
+from monai_vqvae2.networks import VQVAE2, unwrap
 from monai_vqvae2.quality.images import ImageSet
 from monai_vqvae2.quality.measures import positive_int
 

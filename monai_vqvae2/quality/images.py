@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from monai.utils import convert_to_tensor
 
-from monai_vqvae2.inferers.writer import read_slice_nifti
+from monai_vqvae2.slice_io import read_slice_nifti
 
 __all__ = ["ImageSet", "SampleFolder", "check_same_size", "load_sample_folder"]
 
@@ -167,7 +167,7 @@ def check_same_size(images: Sequence[ImageSet]) -> None:
 def load_sample_folder(path: str | os.PathLike) -> SampleFolder:
     """Read a folder written by :func:`~monai_vqvae2.inferers.write_samples` (or ``sample.yaml``) back into the
     images it was given: reads ``manifest.json``, then every listed ``(X, Y, 1)`` RAS NIfTI file, and undoes the
-    writer's ``rot90(k=-1)`` to return display order (anterior up).
+    writer's turn with :func:`~monai_vqvae2.slice_io.read_slice_nifti` to return display order (anterior up).
 
     Args:
         path: the samples folder.

@@ -40,9 +40,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from monai_vqvae2.engines.handlers import unwrap
 from monai_vqvae2.io import atomic_write, atomic_write_json
 from monai_vqvae2.metrics import ms_ssim_weights
+from monai_vqvae2.networks import unwrap
 from monai_vqvae2.quality.features import FEATURE_SPACE, RANDOM_FEATURE_SPACE, RandomCNNFeatures, encoder_features
 from monai_vqvae2.quality.figures import MAX_POSITION_ROWS, nearest_figure, position_figure
 from monai_vqvae2.quality.images import ImageSet, check_same_size, load_sample_folder

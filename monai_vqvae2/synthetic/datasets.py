@@ -27,7 +27,7 @@ import torch
 from monai.transforms import apply_transform
 
 from monai_vqvae2.inferers.sampler import HierarchicalSampler
-from monai_vqvae2.inferers.writer import read_slice_nifti
+from monai_vqvae2.slice_io import read_slice_nifti
 from monai_vqvae2.synthetic.bank_format import load_bank_manifest
 from monai_vqvae2.synthetic.settings import (
     batch_count,

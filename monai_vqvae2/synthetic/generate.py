@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from monai_vqvae2.engines.provenance import package_versions
 from monai_vqvae2.inferers.sampler import HierarchicalSampler
-from monai_vqvae2.inferers.writer import checkpoint_records, nifti_slice_bytes, slice_pictures, write_grid_png
 from monai_vqvae2.io import atomic_write, atomic_write_json
+from monai_vqvae2.provenance import checkpoint_records, package_versions
+from monai_vqvae2.slice_io import nifti_slice_bytes, slice_pictures, write_grid_png
 from monai_vqvae2.synthetic.bank_format import (
     BANK_FORMAT,
     BANK_MANIFEST,

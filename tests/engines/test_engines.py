@@ -24,7 +24,6 @@ from monai_vqvae2.engines import (
     VQVAE2Evaluator,
     VQVAE2Trainer,
     latest_checkpoint,
-    level_names,
     loss_terms,
 )
 from monai_vqvae2.metrics import evaluation_metric_handlers, ssim_metric_handler
@@ -130,7 +129,6 @@ def test_codebook_usage_handler_reports_levels_and_warns_on_collapse(caplog):
     assert metrics["code_collapsed_top"] == metrics["code_collapsed_bottom"] == 1.0
     assert 0 < metrics["code_usage_bottom"] <= 1 and 1 <= metrics["code_perplexity_bottom"] <= 16
     assert "Codebook collapse on the top level" in caplog.text
-    assert level_names(4) == ["top", "level1", "level2", "bottom"]
 
 
 def test_metrics_json_and_figure_handlers_write_files(tmp_path):
