@@ -34,8 +34,8 @@ import monai
 import torch
 from monai.data import DataLoader
 
-from monai_vqvae2.data import discover_dataset, make_slice_dataset, prepare_demo_dataset
-from monai_vqvae2.data.demo import default_demo_dir
+from monai_vqvae2.apps import default_demo_dir, discover_dataset, prepare_demo_dataset
+from monai_vqvae2.data import make_slice_dataset
 from monai_vqvae2.io import atomic_write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

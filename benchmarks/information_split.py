@@ -31,7 +31,8 @@ from monai.metrics import SSIMMetric
 from monai.utils import set_determinism
 from PIL import Image
 
-from monai_vqvae2.data import make_slice_dataset, prepare_split
+from monai_vqvae2.apps import prepare_split
+from monai_vqvae2.data import make_slice_dataset
 from monai_vqvae2.io import atomic_write_json
 from monai_vqvae2.metrics import MaskedPSNRMetric, MaskedSSIMMetric, code_statistics, codes_in_mask
 from monai_vqvae2.networks import VQVAE2

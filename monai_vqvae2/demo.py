@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_vqvae2.apps import check_demo_dependencies
 from monai_vqvae2.bundle import bundle_path
-from monai_vqvae2.data.demo import check_demo_dependencies
 from monai_vqvae2.io import atomic_write
 from monai_vqvae2.pipeline import format_summary, parse_override, run_pipeline
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from monai_vqvae2.data import discover_dataset
+from monai_vqvae2.apps import discover_dataset
 from monai_vqvae2.data.splits import save_split
 from monai_vqvae2.networks import prior_for_level
 from tests.bundle.conftest import write_volume

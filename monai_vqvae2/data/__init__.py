@@ -1,16 +1,19 @@
-"""Data: OASIS-1/OASIS-3/PNG/NIfTI discovery, subject-level splits, slice transforms, cached slice datasets, demo.
+"""Data: subject-level splits, slice transforms, cached slice datasets and the codes of a trained model.
 
 Typical use::
 
     from monai.data import DataLoader
-    from monai_vqvae2.data import discover_dataset, make_slice_dataset, split_by_subject
+    from monai_vqvae2.apps import discover_dataset
+    from monai_vqvae2.data import make_slice_dataset, split_by_subject
 
     items = discover_dataset("/data/oasis1")  # or kind="demo" for the embedded MNI152-derived demo
     split = split_by_subject(items, fractions=(0.8, 0.1, 0.1), seed=0)
     train = make_slice_dataset(split["train"], image_size=128, cache="memory")
     loader = DataLoader(train, batch_size=32, shuffle=True)
 
-Synthetic slice datasets and banks live in :mod:`monai_vqvae2.synthetic`, above this package.
+Dataset discovery (OASIS-1, OASIS-3, PNG slices, NIfTI folders, file lists), the split of a run and the embedded demo
+data live in :mod:`monai_vqvae2.apps`; synthetic slice datasets and banks in :mod:`monai_vqvae2.synthetic`. Both sit
+above this package.
 """
 
 from __future__ import annotations
@@ -19,26 +22,13 @@ from typing import Any
 
 from monai_vqvae2.data.codes import CodeDataset, extract_codes
 from monai_vqvae2.data.datasets import CACHE_MODES, SliceDataset, make_slice_dataset
-from monai_vqvae2.data.demo import MNI_NOTICE, default_demo_dir, prepare_demo_dataset
 from monai_vqvae2.data.errors import BadInputWarning, InvalidImageError
-from monai_vqvae2.data.oasis import (
-    DATASET_KINDS,
-    LAYOUTS,
-    OASIS1_IMAGES,
-    discover_dataset,
-    discover_nifti_folder,
-    discover_oasis1,
-    discover_oasis3,
-    discover_png_slices,
-    join_clinical_data,
-    read_file_list,
-)
 from monai_vqvae2.data.splits import (
     SPLIT_NAMES,
+    check_fractions,
     check_no_subject_overlap,
     check_outside_dataset,
     load_split,
-    prepare_split,
     save_split,
     split_by_subject,
 )
@@ -56,11 +46,7 @@ from monai_vqvae2.data.transforms import (
 
 __all__ = [
     "CACHE_MODES",
-    "DATASET_KINDS",
-    "LAYOUTS",
     "MAX_VOXELS",
-    "MNI_NOTICE",
-    "OASIS1_IMAGES",
     "SPLIT_NAMES",
     "AssumeAnalyzeOrientationd",
     "BadInputWarning",
@@ -70,23 +56,14 @@ __all__ = [
     "InvalidImageError",
     "SliceDataset",
     "ValidateVolumed",
+    "check_fractions",
     "check_image_file",
     "check_no_subject_overlap",
     "check_outside_dataset",
-    "default_demo_dir",
-    "discover_dataset",
-    "discover_nifti_folder",
-    "discover_oasis1",
-    "discover_oasis3",
-    "discover_png_slices",
     "extract_codes",
-    "join_clinical_data",
     "load_split",
     "make_slice_dataset",
     "png_slice_transforms",
-    "prepare_demo_dataset",
-    "prepare_split",
-    "read_file_list",
     "save_split",
     "split_by_subject",
     "volume_preprocessing",
@@ -104,17 +81,42 @@ _SYNTHETIC_NAMES = (
 )
 
 
+# the dataset names this package exported before monai_vqvae2.apps existed (not in __all__: see below)
+_APPS_NAMES = (
+    "DATASET_KINDS",
+    "LAYOUTS",
+    "MNI_NOTICE",
+    "OASIS1_IMAGES",
+    "default_demo_dir",
+    "discover_dataset",
+    "discover_nifti_folder",
+    "discover_oasis1",
+    "discover_oasis3",
+    "discover_png_slices",
+    "join_clinical_data",
+    "prepare_demo_dataset",
+    "prepare_split",
+    "read_file_list",
+)
+
+
 def __getattr__(name: str) -> Any:
-    """The former synthetic-slice names, imported from :mod:`monai_vqvae2.synthetic` on first access. They are left
-    out of ``__all__``, so that ``from monai_vqvae2.data import *`` never imports the package above this one."""
+    """The former synthetic-slice and dataset names, imported from :mod:`monai_vqvae2.synthetic` and
+    :mod:`monai_vqvae2.apps` on first access. They are left out of ``__all__``, so that
+    ``from monai_vqvae2.data import *`` never imports the packages above this one."""
     if name in _SYNTHETIC_NAMES:
         # kept for backward compatibility; the names live in monai_vqvae2.synthetic, which sits above this package
         import monai_vqvae2.synthetic
 
         return getattr(monai_vqvae2.synthetic, name)
+    if name in _APPS_NAMES:
+        # kept for backward compatibility; the names live in monai_vqvae2.apps, which sits above this package
+        import monai_vqvae2.apps
+
+        return getattr(monai_vqvae2.apps, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    """The module's names and the former synthetic-slice names."""
-    return sorted({*globals(), *_SYNTHETIC_NAMES})
+    """The module's names and the former synthetic-slice and dataset names."""
+    return sorted({*globals(), *_SYNTHETIC_NAMES, *_APPS_NAMES})

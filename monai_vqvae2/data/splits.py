@@ -20,10 +20,10 @@ from monai_vqvae2.io import atomic_write
 
 __all__ = [
     "SPLIT_NAMES",
+    "check_fractions",
     "check_no_subject_overlap",
     "check_outside_dataset",
     "load_split",
-    "prepare_split",
     "save_split",
     "split_by_subject",
 ]
@@ -31,7 +31,12 @@ __all__ = [
 SPLIT_NAMES = ("train", "validation", "test")
 
 
-def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    """``fractions`` as three floats (train, validation, test), checked: non-negative, finite, summing to 1.
+
+    Raises:
+        ValueError: not three non-negative finite numbers, or they do not sum to 1.
+    """
     values = tuple(float(f) for f in fractions)
     if len(values) != 3 or any(not math.isfinite(f) or f < 0 for f in values):
         raise ValueError(f"`fractions` must be three non-negative numbers (train, validation, test), got {fractions}.")
@@ -82,7 +87,7 @@ def split_by_subject(
     Raises:
         ValueError: bad ``fractions``, an item without ``subject``, or an unknown ``split`` value.
     """
-    fractions = _check_fractions(fractions)
+    fractions = check_fractions(fractions)
     assigned: dict[str, str] = {}
     subjects = set()
     for number, item in enumerate(items):
@@ -207,50 +212,3 @@ def check_outside_dataset(path: str | os.PathLike, dataset_dir: Any, name: str =
             f"`{name}` {str(path)!r} is inside the dataset folder {str(data)!r}; outputs, caches, splits and codes "
             "are never written under the data: choose an `output_dir` outside it."
         )
-
-
-def prepare_split(
-    dataset_dir: str | os.PathLike | Sequence[Any] | None,
-    kind: str,
-    split_file: str | os.PathLike,
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
-    seed: int = 0,
-    **discover_options: Any,
-) -> dict[str, list[dict[str, Any]]]:
-    """The split of a run: read ``split_file`` when it exists, otherwise discover the dataset, split it by subject
-    and write ``split_file``. Every stage of a run (training, resumed training, evaluation) thus sees one split.
-
-    Args:
-        dataset_dir: what to discover, see :func:`~monai_vqvae2.data.discover_dataset`.
-        kind: dataset kind, see :func:`~monai_vqvae2.data.discover_dataset`.
-        split_file: JSON file of the split.
-        fractions: train, validation and test fractions of subjects (used only when the split is created).
-        seed: shuffling seed (used only when the split is created).
-        discover_options: further :func:`~monai_vqvae2.data.discover_dataset` options.
-
-    Returns:
-        ``{"train": [...], "validation": [...], "test": [...]}``.
-
-    Raises:
-        ValueError: ``split_file`` lies inside the dataset folder ``dataset_dir``, or a split with a positive
-            fraction gets no subject.
-    """
-    from monai_vqvae2.data.oasis import discover_dataset
-
-    if kind != "demo":
-        check_outside_dataset(split_file, dataset_dir, "split_file")
-    if Path(split_file).expanduser().is_file():
-        return load_split(split_file)
-    items = discover_dataset(dataset_dir, kind, **discover_options)
-    split = split_by_subject(items, fractions=fractions, seed=seed)
-    empty = [
-        name for name, fraction in zip(SPLIT_NAMES, _check_fractions(fractions)) if fraction > 0 and not split[name]
-    ]
-    if empty:
-        subjects = len({str(item["subject"]) for item in items})
-        raise ValueError(
-            f"{subjects} subject(s) found in {dataset_dir!r} (kind={kind!r}) leave the {' and '.join(empty)} split "
-            f"empty with `fractions` {list(fractions)}: add subjects, or set the fraction of an unused split to 0."
-        )
-    save_split(split, split_file)
-    return split

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from monai.bundle import ConfigParser
 
-from monai_vqvae2.data import make_slice_dataset, prepare_split
+from monai_vqvae2.apps import prepare_split
+from monai_vqvae2.data import make_slice_dataset
 from monai_vqvae2.inferers import write_samples
 from tests.bundle.conftest import CONFIGS, TINY_OVERRIDES, run_bundle
 

@@ -10,15 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_vqvae2.data import (
-    BadInputWarning,
-    InvalidImageError,
-    check_image_file,
-    discover_dataset,
-    discover_oasis1,
-    make_slice_dataset,
-    read_file_list,
-)
+from monai_vqvae2.apps import discover_dataset, discover_oasis1, read_file_list
+from monai_vqvae2.data import BadInputWarning, InvalidImageError, check_image_file, make_slice_dataset
 
 
 def _load(path, **kwargs):

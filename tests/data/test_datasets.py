@@ -10,7 +10,8 @@ import pytest
 import torch
 from monai.data import DataLoader
 
-from monai_vqvae2.data import SliceDataset, discover_dataset, join_clinical_data, make_slice_dataset
+from monai_vqvae2.apps import discover_dataset, join_clinical_data
+from monai_vqvae2.data import SliceDataset, make_slice_dataset
 from monai_vqvae2.data import datasets as datasets_module
 
 SLICES_PER_VOLUME = 10  # full slices of conftest.known_volume kept with min_brain_fraction=0.1

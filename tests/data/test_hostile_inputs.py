@@ -25,12 +25,11 @@ import PIL.Image
 import pytest
 import torch
 
+from monai_vqvae2.apps import discover_dataset, discover_oasis1
 from monai_vqvae2.data import (
     BadInputWarning,
     InvalidImageError,
     check_image_file,
-    discover_dataset,
-    discover_oasis1,
     make_slice_dataset,
     png_slice_transforms,
     volume_transforms,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monai_vqvae2.data import check_no_subject_overlap, load_split, prepare_split, save_split, split_by_subject
+from monai_vqvae2.data import check_no_subject_overlap, load_split, save_split, split_by_subject
 
 
 def _items(num_subjects: int, sessions_per_subject: int = 2) -> list[dict]:
@@ -126,19 +126,3 @@ def test_no_subject_ever_crosses_splits(sessions, cut, seed):
     split = split_by_subject(items, fractions=fractions, seed=seed)
     check_no_subject_overlap(split)
     assert sorted(id(i) for part in split.values() for i in part) == sorted(map(id, items))  # every item exactly once
-
-
-def test_prepare_split_creates_the_split_once_and_then_reads_it_back(oasis1_tree, tmp_path):
-    root, _ = oasis1_tree
-    split_file = tmp_path / "run" / "split.json"
-    first = prepare_split(root, "oasis1", split_file, fractions=(0.34, 0.33, 0.33), seed=1)
-    assert split_file.is_file()
-    assert sorted(item["session"] for part in first.values() for item in part) == [
-        "OAS1_0001_MR1",
-        "OAS1_0002_MR1",
-        "OAS1_0002_MR2",
-        "OAS1_0042_MR1",
-    ]
-    check_no_subject_overlap(first)
-    # later stages read the file: a different seed, or the data gone, changes nothing
-    assert prepare_split(tmp_path / "gone", "oasis1", split_file, seed=99) == load_split(split_file) == first

@@ -11,15 +11,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_vqvae2.data import (
-    MNI_NOTICE,
-    check_no_subject_overlap,
-    discover_dataset,
-    make_slice_dataset,
-    prepare_demo_dataset,
-    split_by_subject,
-)
-from monai_vqvae2.data.demo import DEMO_MARKER, demo_session_paths
+from monai_vqvae2.apps import DEMO_MARKER, MNI_NOTICE, demo_session_paths, discover_dataset, prepare_demo_dataset
+from monai_vqvae2.data import check_no_subject_overlap, make_slice_dataset, split_by_subject
 
 SESSIONS = ["OAS1_0001_MR1", "OAS1_0001_MR2", "OAS1_0002_MR1"]
 
