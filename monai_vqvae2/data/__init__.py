@@ -11,9 +11,11 @@ Typical use::
     train = make_slice_dataset(split["train"], image_size=128, cache="memory")
     loader = DataLoader(train, batch_size=32, shuffle=True)
 
-Dataset discovery (OASIS-1, OASIS-3, PNG slices, NIfTI folders, file lists), the split of a run and the embedded demo
-data live in :mod:`monai_vqvae2.apps`; synthetic slice datasets and banks in :mod:`monai_vqvae2.synthetic`. Both sit
-above this package.
+The slice transforms (file checks, dictionary transforms, the volume and PNG chains) live in
+:mod:`monai_vqvae2.transforms`, below this package, and are re-exported here. Dataset discovery (OASIS-1, OASIS-3,
+PNG slices, NIfTI folders, file lists), the split of a run and the embedded demo data live in
+:mod:`monai_vqvae2.apps`; synthetic slice datasets and banks in :mod:`monai_vqvae2.synthetic`. Both sit above this
+package.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from monai_vqvae2.data.codes import CodeDataset, extract_codes
 from monai_vqvae2.data.datasets import CACHE_MODES, SliceDataset, make_slice_dataset
-from monai_vqvae2.data.errors import BadInputWarning, InvalidImageError
+from monai_vqvae2.data.errors import BadInputWarning
 from monai_vqvae2.data.splits import (
     SPLIT_NAMES,
     check_fractions,
@@ -32,7 +34,7 @@ from monai_vqvae2.data.splits import (
     save_split,
     split_by_subject,
 )
-from monai_vqvae2.data.transforms import (
+from monai_vqvae2.transforms import (
     MAX_VOXELS,
     AssumeAnalyzeOrientationd,
     CheckImageFiled,
@@ -43,6 +45,7 @@ from monai_vqvae2.data.transforms import (
     volume_preprocessing,
     volume_transforms,
 )
+from monai_vqvae2.transforms.errors import InvalidImageError
 
 __all__ = [
     "CACHE_MODES",

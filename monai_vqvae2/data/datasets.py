@@ -1,6 +1,6 @@
 """Slice datasets: volumes decoded once, cached per slice in memory or on disk, indexed by slice.
 
-:func:`make_slice_dataset` runs the transform chain of :mod:`monai_vqvae2.data.transforms` once per source file
+:func:`make_slice_dataset` runs the transform chain of :mod:`monai_vqvae2.transforms` once per source file
 (a volume gives its kept axial slices, a PNG gives one slice), then hands the slices to MONAI's caching
 datasets at *slice* level, so that a ``DataLoader`` index is a slice and shuffling mixes volumes:
 
@@ -32,9 +32,10 @@ from monai.data import CacheDataset, Dataset, PersistentDataset
 from monai.data.utils import pickle_hashing
 from monai.transforms import Compose, Transform, apply_transform
 
-from monai_vqvae2.data.errors import BadInputPolicy, InvalidImageError, as_invalid_image, check_on_error
-from monai_vqvae2.data.transforms import MAX_VOXELS, png_slice_transforms, volume_transforms
+from monai_vqvae2.data.errors import BadInputPolicy, check_on_error
 from monai_vqvae2.io import atomic_write
+from monai_vqvae2.transforms import MAX_VOXELS, png_slice_transforms, volume_transforms
+from monai_vqvae2.transforms.errors import InvalidImageError, as_invalid_image
 
 __all__ = ["CACHE_MODES", "SliceDataset", "make_slice_dataset"]
 
@@ -310,8 +311,8 @@ def make_slice_dataset(
 ) -> SliceDataset:
     """Build a slice-level dataset from discovered items (volumes and/or PNG slices).
 
-    Each source file is decoded and transformed once (:func:`~monai_vqvae2.data.transforms.volume_transforms` for
-    NIfTI/Analyze, :func:`~monai_vqvae2.data.transforms.png_slice_transforms` for PNG), and its slices are cached.
+    Each source file is decoded and transformed once (:func:`~monai_vqvae2.transforms.volume_transforms` for
+    NIfTI/Analyze, :func:`~monai_vqvae2.transforms.png_slice_transforms` for PNG), and its slices are cached.
     The dataset is ready for ``monai.data.DataLoader(dataset, batch_size=..., shuffle=True)``.
 
     Args:
@@ -325,15 +326,15 @@ def make_slice_dataset(
         on_error: ``"raise"`` (default: the first bad file raises :class:`InvalidImageError` naming it) or
             ``"skip"`` (one ``BadInputWarning`` per bad file naming it, then one with the count).
         transform: optional callable (e.g. MONAI random transforms) applied to every slice on every access.
-        foreground_threshold: see :func:`~monai_vqvae2.data.transforms.volume_transforms`.
-        percentiles: see :func:`~monai_vqvae2.data.transforms.volume_transforms`.
-        pixdim: see :func:`~monai_vqvae2.data.transforms.volume_transforms`.
-        crop_margin: see :func:`~monai_vqvae2.data.transforms.volume_transforms`.
-        resize_mode: see :func:`~monai_vqvae2.data.transforms.volume_transforms`.
-        analyze_axcodes: see :func:`~monai_vqvae2.data.transforms.volume_transforms`.
-        png_max_value: PNG intensity mapped to 1, see :func:`~monai_vqvae2.data.transforms.png_slice_transforms`.
+        foreground_threshold: see :func:`~monai_vqvae2.transforms.volume_transforms`.
+        percentiles: see :func:`~monai_vqvae2.transforms.volume_transforms`.
+        pixdim: see :func:`~monai_vqvae2.transforms.volume_transforms`.
+        crop_margin: see :func:`~monai_vqvae2.transforms.volume_transforms`.
+        resize_mode: see :func:`~monai_vqvae2.transforms.volume_transforms`.
+        analyze_axcodes: see :func:`~monai_vqvae2.transforms.volume_transforms`.
+        png_max_value: PNG intensity mapped to 1, see :func:`~monai_vqvae2.transforms.png_slice_transforms`.
         max_voxels: files whose header declares more voxels (pixels for PNG) are refused before their data is read,
-            see :func:`~monai_vqvae2.data.transforms.check_image_file`.
+            see :func:`~monai_vqvae2.transforms.check_image_file`.
 
     Returns:
         a :class:`SliceDataset`.

@@ -17,7 +17,7 @@ __all__ = ["AxialSliceInferer"]
 class AxialSliceInferer(Inferer):
     """Reconstruct a volume ``(B, C, X, Y, Z)`` (RAS, axial = last axis) slice by slice with a 2D network.
 
-    Each axial slice goes through the geometry of the training slices (``monai_vqvae2.data.volume_transforms``):
+    Each axial slice goes through the geometry of the training slices (``monai_vqvae2.transforms.volume_transforms``):
     rotated to display order (anterior up), scaled so its longest side is ``image_size`` (aspect ratio kept,
     anti-aliased), centre-padded to ``image_size``; the network output is mapped back the same way, so the result
     lies on the input's voxel grid. MONAI's ``SliceInferer`` tiles slices with windows instead of rescaling them,

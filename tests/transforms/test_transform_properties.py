@@ -21,7 +21,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from monai_vqvae2.data import InvalidImageError, volume_transforms
+from monai_vqvae2.transforms import volume_transforms
+from monai_vqvae2.transforms.errors import InvalidImageError
 
 DTYPES = ("uint8", "int16", "int32", "float32", "float64", "bool")
 VALUES = ("zeros", "constant", "random", "nonfinite", "huge", "tiny", "block", "block")  # block: usable volumes

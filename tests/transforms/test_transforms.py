@@ -8,7 +8,12 @@ import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged
 
-from monai_vqvae2.data import AssumeAnalyzeOrientationd, ExtractAxialSlicesd, png_slice_transforms, volume_transforms
+from monai_vqvae2.transforms import (
+    AssumeAnalyzeOrientationd,
+    ExtractAxialSlicesd,
+    png_slice_transforms,
+    volume_transforms,
+)
 
 FULL = list(range(5, 15))  # z of the full slices of the known volume (see conftest.known_volume)
 CROP_START, CROP_DEPTH = 1, 18  # z range of the cropped volume: 1..18

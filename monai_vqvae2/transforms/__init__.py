@@ -1,0 +1,41 @@
+"""Transforms: the file checks, the dictionary transforms MONAI lacks, and the chains that turn brain volumes
+(NIfTI / Analyze 7.5) and PNG slices into 2D training slices.
+
+- :mod:`~monai_vqvae2.transforms.checks`: checks of a file before decoding (:func:`check_image_file`);
+- :mod:`~monai_vqvae2.transforms.dictionary`: :class:`CheckImageFiled`, :class:`ValidateVolumed`,
+  :class:`AssumeAnalyzeOrientationd`, :class:`ExtractAxialSlicesd`;
+- :mod:`~monai_vqvae2.transforms.pipelines`: :func:`volume_preprocessing`, :func:`volume_transforms`,
+  :func:`png_slice_transforms`;
+- :mod:`~monai_vqvae2.transforms.errors`: :class:`~monai_vqvae2.transforms.errors.InvalidImageError`, raised for
+  every problem of an input file.
+"""
+
+from __future__ import annotations
+
+from monai_vqvae2.transforms.checks import MAX_VOXELS, check_image_file, is_analyze_path
+from monai_vqvae2.transforms.dictionary import (
+    AssumeAnalyzeOrientationd,
+    CheckImageFiled,
+    ExtractAxialSlicesd,
+    ValidateVolumed,
+)
+from monai_vqvae2.transforms.pipelines import (
+    RESIZE_MODES,
+    png_slice_transforms,
+    volume_preprocessing,
+    volume_transforms,
+)
+
+__all__ = [
+    "MAX_VOXELS",
+    "RESIZE_MODES",
+    "AssumeAnalyzeOrientationd",
+    "CheckImageFiled",
+    "ExtractAxialSlicesd",
+    "ValidateVolumed",
+    "check_image_file",
+    "is_analyze_path",
+    "png_slice_transforms",
+    "volume_preprocessing",
+    "volume_transforms",
+]
