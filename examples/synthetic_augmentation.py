@@ -90,7 +90,8 @@ def load_run_settings(configs: Sequence[str | os.PathLike], overrides: Mapping[s
     ones, then ``overrides`` as ``monai.bundle run`` applies command-line overrides, e.g. ``{"image_size": 256}``).
 
     Returns:
-        ``image_size``, ``min_brain_fraction``, ``condition_on_slice_position``, ``prior_settings`` (dict) and
+        ``image_size``, ``preprocessing`` (the run's ``SlicePreprocessing``), ``condition_on_slice_position``,
+        ``prior_settings`` (dict) and
         ``network`` (the instantiated ``network_def``, untrained).
     """
     parser = ConfigParser()
@@ -99,7 +100,7 @@ def load_run_settings(configs: Sequence[str | os.PathLike], overrides: Mapping[s
         parser[key] = value
     return {
         "image_size": int(parser.get_parsed_content("image_size")),
-        "min_brain_fraction": float(parser.get_parsed_content("min_brain_fraction")),
+        "preprocessing": parser.get_parsed_content("preprocessing"),
         "condition_on_slice_position": bool(parser.get_parsed_content("condition_on_slice_position")),
         "prior_settings": dict(parser.get_parsed_content("prior_settings")),
         "network": parser.get_parsed_content("network_def"),
@@ -280,11 +281,10 @@ def run_experiment(
                     f"{str(path)!r} does not exist; `output_dir` must hold a run with trained priors."
                 )
 
-        image_size, min_brain_fraction = settings["image_size"], settings["min_brain_fraction"]
+        image_size, preprocessing = settings["image_size"], settings["preprocessing"]
         split = load_split(output_dir / "split.json")
-        slice_options = {"image_size": image_size, "min_brain_fraction": min_brain_fraction}
-        train = make_slice_dataset(split["train"], **slice_options)
-        test = make_slice_dataset(split["test"], **slice_options)
+        train = make_slice_dataset(split["train"], preprocessing)
+        test = make_slice_dataset(split["test"], preprocessing)
         subjects = list(train.subjects)
         if low_data_subjects is not None and low_data_subjects >= len(subjects):
             raise ValueError(
@@ -302,7 +302,7 @@ def run_experiment(
             **settings["prior_settings"],
         )
         real_positions = training_slice_positions(
-            output_dir / "codes" / "train.npz", output_dir / "split.json", **slice_options
+            output_dir / "codes" / "train.npz", output_dir / "split.json", preprocessing=preprocessing
         )
         generate_bank(
             sampler,
@@ -358,7 +358,7 @@ def run_experiment(
                 "device": device.type,
                 "num_threads": torch.get_num_threads(),
                 "image_size": image_size,
-                "min_brain_fraction": min_brain_fraction,
+                "preprocessing": preprocessing.to_dict(),
                 "prior_settings": settings["prior_settings"],
                 "configs": [Path(path).name for path in configs],
                 "overrides": dict(overrides or {}),

@@ -27,7 +27,7 @@ from monai_vqvae2.pipeline import format_summary, parse_override, run_pipeline
 
 __all__ = ["export_figures", "run_demo"]
 
-STAGES = ("train", "evaluate", "inference", "prior_top", "prior_bottom", "sample", "quality")
+STAGES = ("train", "evaluate", "inference", "codes", "prior_top", "prior_bottom", "sample", "quality")
 DEFAULT_STAGES = STAGES
 
 
@@ -43,8 +43,9 @@ def run_demo(
         output_dir: folder of every output (checkpoints, logs, metrics, figures, reconstructions).
         bundle_dir: the bundle folder holding ``configs/``; ``None`` uses the one installed with the package
             (:func:`monai_vqvae2.bundle_path`).
-        stages: which of ``"train"``, ``"evaluate"``, ``"inference"``, ``"prior_top"``, ``"prior_bottom"``,
-            ``"sample"``, ``"quality"`` to run, in that order.
+        stages: which of ``"train"``, ``"evaluate"``, ``"inference"``, ``"codes"``, ``"prior_top"``,
+            ``"prior_bottom"``, ``"sample"``, ``"quality"`` to run, in that order (``codes`` also runs whenever a
+            prior is trained).
         overrides: config overrides for every stage (e.g. ``max_epochs=2``).
 
     Returns:

@@ -31,14 +31,16 @@ from monai_vqvae2.networks import level_names
 
 __all__ = ["DEFAULT_STAGES", "STAGES", "format_summary", "run_pipeline"]
 
-#: the stages in the order they run; ``priors`` trains one prior per level, coarsest first
-STAGES = ("train", "evaluate", "inference", "priors", "sample", "quality")
+#: the stages in the order they run; ``codes`` encodes the train and validation slices for the priors (it also runs
+#: whenever a prior is trained), ``priors`` trains one prior per level, coarsest first
+STAGES = ("train", "evaluate", "inference", "codes", "priors", "sample", "quality")
 #: what a run on your own data does unless told otherwise (``inference`` reconstructs the test subjects' volumes)
-DEFAULT_STAGES = ("train", "evaluate", "priors", "sample", "quality")
+DEFAULT_STAGES = ("train", "evaluate", "codes", "priors", "sample", "quality")
 STAGE_CONFIGS = {
     "train": "train_autoencoder.yaml",
     "evaluate": "evaluate.yaml",
     "inference": "inference.json",
+    "codes": "extract_codes.yaml",
     "priors": "train_prior.yaml",
     "sample": "sample.yaml",
     "quality": "quality_report.yaml",
@@ -66,7 +68,8 @@ def run_pipeline(
         dataset_kind: ``auto`` (discover the layout), ``oasis1``, ``oasis3``, ``png``, ``nifti``, ``list`` or
             ``demo`` (see ``bundle/docs/data.md``); ``None`` keeps the configs' value (``auto``, or an overlay's).
         stages: which of :data:`STAGES` to run (always in the order of :data:`STAGES`); ``prior_<level>`` (e.g.
-            ``prior_top``) runs the prior of one level only.
+            ``prior_top``) runs the prior of one level only. Training a prior also runs ``codes`` first (it reuses
+            the code files while the autoencoder checkpoint and the slices are unchanged).
         overlays: config files of the bundle layered over every stage config, e.g. ``["demo.yaml"]``.
         bundle_dir: the bundle folder holding ``configs/``; default: the bundle installed with the package.
         summary_name: file name of the summary written to ``output_dir``.
@@ -96,6 +99,7 @@ def run_pipeline(
     if dataset_dir is not None:
         settings["dataset_dir"] = str(dataset_dir)
 
+    trains_a_prior = any(s == "priors" or s.startswith("prior_") for s in stages)
     steps: list[tuple[str, str, dict[str, Any]]] = []
     for stage in STAGES:
         if stage == "priors":
@@ -105,7 +109,7 @@ def run_pipeline(
                 raise ValueError(f"Unknown stages {unknown_levels}; this network's priors are {levels}.")
             chosen = [name for name in levels if "priors" in stages or name in stages]
             steps += [(name, STAGE_CONFIGS[stage], {"prior_level": name.removeprefix("prior_")}) for name in chosen]
-        elif stage in stages:
+        elif stage in stages or (stage == "codes" and trains_a_prior):
             steps.append((stage, STAGE_CONFIGS[stage], {}))
     timings: dict[str, float] = {}
     for number, (name, config, extra) in enumerate(steps, start=1):

@@ -23,7 +23,7 @@ CONFIGS = [ROOT / "bundle" / "configs" / "common.yaml"]
 # 32x32 slices (4x4 top and 8x8 bottom codes), a tiny network and tiny priors
 TINY = {
     "image_size": 32,
-    "min_brain_fraction": 0.2,
+    "preprocessing#min_brain_fraction": 0.2,
     "network_def#channels": 8,
     "network_def#num_res_layers": 1,
     "network_def#num_res_channels": 4,

@@ -43,7 +43,7 @@ TINY_PARAMETERS = {
 #: the bundle config keys the named parameters set (the rest of the tiny overrides go to EXTRA_OVERRIDES)
 NAMED_KEYS = {
     "image_size",
-    "min_brain_fraction",
+    "preprocessing#min_brain_fraction",
     "batch_size",
     "network_def#channels",
     "network_def#num_res_channels",

@@ -20,10 +20,8 @@ package.
 
 from __future__ import annotations
 
-from typing import Any
-
-from monai_vqvae2.data.codes import CodeDataset, extract_codes
-from monai_vqvae2.data.datasets import CACHE_MODES, SliceDataset, make_slice_dataset
+from monai_vqvae2.data.codes import CodeDataset
+from monai_vqvae2.data.datasets import CACHE_MODES, SliceDataset, SplitSliceDatasets, make_slice_dataset
 from monai_vqvae2.data.errors import BadInputWarning
 from monai_vqvae2.data.splits import (
     SPLIT_NAMES,
@@ -34,6 +32,7 @@ from monai_vqvae2.data.splits import (
     save_split,
     split_by_subject,
 )
+from monai_vqvae2.moved import moved_names
 from monai_vqvae2.transforms import (
     MAX_VOXELS,
     AssumeAnalyzeOrientationd,
@@ -58,12 +57,12 @@ __all__ = [
     "ExtractAxialSlicesd",
     "InvalidImageError",
     "SliceDataset",
+    "SplitSliceDatasets",
     "ValidateVolumed",
     "check_fractions",
     "check_image_file",
     "check_no_subject_overlap",
     "check_outside_dataset",
-    "extract_codes",
     "load_split",
     "make_slice_dataset",
     "png_slice_transforms",
@@ -73,7 +72,8 @@ __all__ = [
     "volume_transforms",
 ]
 
-# the synthetic-slice names this package exported before monai_vqvae2.synthetic existed (not in __all__: see below)
+# names this package exported before they moved to packages above it: imported from there on first access, and left
+# out of __all__, so that ``from monai_vqvae2.data import *`` never imports upward
 _SYNTHETIC_NAMES = (
     "MIXED_KEYS",
     "MixedSliceDataset",
@@ -82,9 +82,6 @@ _SYNTHETIC_NAMES = (
     "slice_positions_of",
     "training_slice_positions",
 )
-
-
-# the dataset names this package exported before monai_vqvae2.apps existed (not in __all__: see below)
 _APPS_NAMES = (
     "DATASET_KINDS",
     "LAYOUTS",
@@ -101,25 +98,11 @@ _APPS_NAMES = (
     "prepare_split",
     "read_file_list",
 )
-
-
-def __getattr__(name: str) -> Any:
-    """The former synthetic-slice and dataset names, imported from :mod:`monai_vqvae2.synthetic` and
-    :mod:`monai_vqvae2.apps` on first access. They are left out of ``__all__``, so that
-    ``from monai_vqvae2.data import *`` never imports the packages above this one."""
-    if name in _SYNTHETIC_NAMES:
-        # kept for backward compatibility; the names live in monai_vqvae2.synthetic, which sits above this package
-        import monai_vqvae2.synthetic
-
-        return getattr(monai_vqvae2.synthetic, name)
-    if name in _APPS_NAMES:
-        # kept for backward compatibility; the names live in monai_vqvae2.apps, which sits above this package
-        import monai_vqvae2.apps
-
-        return getattr(monai_vqvae2.apps, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The module's names and the former synthetic-slice and dataset names."""
-    return sorted({*globals(), *_SYNTHETIC_NAMES, *_APPS_NAMES})
+__getattr__, __dir__ = moved_names(
+    __name__,
+    {
+        **dict.fromkeys(_SYNTHETIC_NAMES, "monai_vqvae2.synthetic"),
+        **dict.fromkeys(_APPS_NAMES, "monai_vqvae2.apps"),
+        "extract_codes": "monai_vqvae2.inferers",
+    },
+)

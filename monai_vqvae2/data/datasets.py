@@ -15,14 +15,13 @@ Caching volumes instead of slices would make every slice access read (or copy) t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import operator
 import os
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +33,15 @@ from monai.transforms import Compose, Transform, apply_transform
 
 from monai_vqvae2.data.errors import BadInputPolicy, check_on_error
 from monai_vqvae2.io import atomic_write
-from monai_vqvae2.transforms import MAX_VOXELS, png_slice_transforms, volume_transforms
+from monai_vqvae2.transforms import SlicePreprocessing, as_preprocessing, png_slice_transforms, volume_transforms
 from monai_vqvae2.transforms.errors import InvalidImageError, as_invalid_image
 
-__all__ = ["CACHE_MODES", "SliceDataset", "make_slice_dataset"]
+__all__ = ["CACHE_MODES", "SliceDataset", "SplitSliceDatasets", "make_slice_dataset"]
 
 CACHE_MODES = ("memory", "disk", None)
 _INDEX_FILE = "index.json"
 _SLICE_KEYS = ("image", "source", "slice_index", "slice_position")
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 def _plain(value: Any) -> Any:
@@ -261,6 +260,7 @@ class SliceDataset(torch.utils.data.Dataset):
         slice_items: one descriptor per slice (no pixels), in dataset order.
         skipped: ``(path, problem)`` for every source skipped with ``on_error="skip"``.
         transform: applied to every item on every access, after the cache (e.g. random augmentation).
+        preprocessing: the settings the slices were made with (``None``: unknown).
     """
 
     def __init__(
@@ -269,11 +269,13 @@ class SliceDataset(torch.utils.data.Dataset):
         slice_items: Sequence[dict[str, Any]],
         skipped: Sequence[tuple[str, str]] = (),
         transform: Callable | None = None,
+        preprocessing: SlicePreprocessing | None = None,
     ) -> None:
         self.base = base
         self.slice_items = list(slice_items)
         self.skipped = list(skipped)
         self.transform = transform
+        self.preprocessing = preprocessing
 
     def __len__(self) -> int:
         return len(self.base)
@@ -292,22 +294,13 @@ class SliceDataset(torch.utils.data.Dataset):
 
 def make_slice_dataset(
     items: Sequence[dict[str, Any]],
-    image_size: int | Sequence[int] = 256,
+    preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
     cache: str | None = "memory",
     cache_dir: str | os.PathLike | None = None,
-    min_brain_fraction: float = 0.15,
     num_workers: int = 0,
     on_error: str = "raise",
     transform: Callable | None = None,
-    *,
-    foreground_threshold: float = 0.05,
-    percentiles: Sequence[float] = (0.5, 99.5),
-    pixdim: Sequence[float] | None = None,
-    crop_margin: int = 2,
-    resize_mode: str = "longest",
-    analyze_axcodes: str = "LAS",
-    png_max_value: float = 255.0,
-    max_voxels: int = MAX_VOXELS,
+    **options: Any,
 ) -> SliceDataset:
     """Build a slice-level dataset from discovered items (volumes and/or PNG slices).
 
@@ -316,63 +309,41 @@ def make_slice_dataset(
     The dataset is ready for ``monai.data.DataLoader(dataset, batch_size=..., shuffle=True)``.
 
     Args:
-        items: items from :func:`~monai_vqvae2.data.discover_dataset` (or a split of them).
-        image_size: output slice size, an int (square) or ``(H, W)``.
+        items: items from :func:`~monai_vqvae2.apps.discover_dataset` (or a split of them).
+        preprocessing: the run's :class:`~monai_vqvae2.transforms.SlicePreprocessing` (or a mapping of its fields);
+            ``None``: the defaults.
         cache: ``"memory"`` (``CacheDataset``), ``"disk"`` (``PersistentDataset`` in ``cache_dir``, reused across
             runs) or ``None`` (no cache: every access decodes its volume again).
         cache_dir: folder for ``cache="disk"`` (a subfolder per preprocessing setting is created); only valid then.
-        min_brain_fraction: volume slices with a smaller fraction of brain pixels are dropped (PNGs are kept).
         num_workers: worker processes used to decode the sources once (0: this process).
         on_error: ``"raise"`` (default: the first bad file raises :class:`InvalidImageError` naming it) or
             ``"skip"`` (one ``BadInputWarning`` per bad file naming it, then one with the count).
         transform: optional callable (e.g. MONAI random transforms) applied to every slice on every access.
-        foreground_threshold: see :func:`~monai_vqvae2.transforms.volume_transforms`.
-        percentiles: see :func:`~monai_vqvae2.transforms.volume_transforms`.
-        pixdim: see :func:`~monai_vqvae2.transforms.volume_transforms`.
-        crop_margin: see :func:`~monai_vqvae2.transforms.volume_transforms`.
-        resize_mode: see :func:`~monai_vqvae2.transforms.volume_transforms`.
-        analyze_axcodes: see :func:`~monai_vqvae2.transforms.volume_transforms`.
-        png_max_value: PNG intensity mapped to 1, see :func:`~monai_vqvae2.transforms.png_slice_transforms`.
-        max_voxels: files whose header declares more voxels (pixels for PNG) are refused before their data is read,
-            see :func:`~monai_vqvae2.transforms.check_image_file`.
+        options: fields of :class:`~monai_vqvae2.transforms.SlicePreprocessing` replacing those of
+            ``preprocessing``, e.g. ``image_size=128, min_brain_fraction=0.2``.
 
     Returns:
-        a :class:`SliceDataset`.
+        a :class:`SliceDataset`; its ``preprocessing`` attribute holds the settings it was built with.
 
     Raises:
         InvalidImageError: a bad source file with ``on_error="raise"``.
-        TypeError: ``items`` is not a sequence of dicts with an ``"image"`` path.
+        TypeError: ``items`` is not a sequence of dicts with an ``"image"`` path, or an unknown option.
         ValueError: bad arguments, or no slice left at all.
     """
+    settings = as_preprocessing(preprocessing, **options)
     if cache not in CACHE_MODES:
         raise ValueError(f"`cache` must be one of {CACHE_MODES}, got {cache!r}.")
     if cache == "disk" and cache_dir is None:
         raise ValueError("`cache_dir` is required with cache='disk'.")
     if cache != "disk" and cache_dir is not None:
         raise ValueError(f"`cache_dir` is only used with cache='disk', got cache={cache!r}; drop it or use 'disk'.")
-    if not 0.0 <= min_brain_fraction <= 1.0:
-        raise ValueError(f"`min_brain_fraction` must be in [0, 1], got {min_brain_fraction}.")
     if int(num_workers) != num_workers or num_workers < 0:
         raise ValueError(f"`num_workers` must be an int >= 0, got {num_workers!r}.")
     check_on_error(on_error)
-    volume_options = {
-        "image_size": image_size,
-        "min_brain_fraction": min_brain_fraction,
-        "foreground_threshold": foreground_threshold,
-        "percentiles": tuple(percentiles),
-        "pixdim": tuple(pixdim) if pixdim is not None else None,
-        "crop_margin": crop_margin,
-        "resize_mode": resize_mode,
-        "analyze_axcodes": analyze_axcodes,
-        "max_voxels": max_voxels,
-    }
-    png_options = {
-        "image_size": image_size,
-        "max_value": png_max_value,
-        "resize_mode": resize_mode,
-        "max_voxels": max_voxels,
-    }
-    processor = _SourceProcessor(volume_transforms(**volume_options), png_slice_transforms(**png_options))
+    min_brain_fraction = settings.min_brain_fraction
+    processor = _SourceProcessor(
+        volume_transforms(preprocessing=settings), png_slice_transforms(preprocessing=settings)
+    )
     sources = _normalise_items(items)
     store = _SliceStore(processor)
     bridge = Compose([_SliceFromSource(store)])
@@ -382,10 +353,7 @@ def make_slice_dataset(
     index: dict[str, Any] = {}
     cache_root: Path | None = None
     if cache == "disk":
-        settings = json.dumps(
-            {"format": _CACHE_FORMAT, "volume": volume_options, "png": png_options}, sort_keys=True, default=list
-        )
-        cache_root = Path(cache_dir).expanduser() / f"slices-{hashlib.sha256(settings.encode()).hexdigest()[:16]}"
+        cache_root = Path(cache_dir).expanduser() / f"slices-{_CACHE_FORMAT}-{settings.digest()}"
         cache_root.mkdir(parents=True, exist_ok=True)
         index = _read_index(cache_root / _INDEX_FILE)
 
@@ -441,4 +409,51 @@ def make_slice_dataset(
     else:
         base = Dataset(slice_items, transform=bridge)
     store.clear()
-    return SliceDataset(base, slice_items, skipped=policy.skipped, transform=transform)
+    return SliceDataset(base, slice_items, skipped=policy.skipped, transform=transform, preprocessing=settings)
+
+
+class SplitSliceDatasets(Mapping[str, SliceDataset]):
+    """The slice datasets of a run's splits, all with one preprocessing; each is built on first access, then kept.
+
+    The bundle defines it once (``slices`` in ``common.yaml``) and every stage reads the splits it needs
+    (``@slices['train']``); a split that no stage asks for is never decoded.
+
+    Args:
+        split: split name to items, e.g. from :func:`~monai_vqvae2.data.load_split`.
+        preprocessing: the run's :class:`~monai_vqvae2.transforms.SlicePreprocessing` (or a mapping of its fields);
+            ``None``: the defaults.
+        cache: as :func:`make_slice_dataset`.
+        cache_dir: as :func:`make_slice_dataset`.
+        on_error: as :func:`make_slice_dataset`.
+
+    Example::
+
+        slices = SplitSliceDatasets(load_split("runs/x/split.json"), SlicePreprocessing(image_size=128))
+        loader = DataLoader(slices["train"], batch_size=16, shuffle=True)
+    """
+
+    def __init__(
+        self,
+        split: Mapping[str, Sequence[dict[str, Any]]],
+        preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
+        cache: str | None = "memory",
+        cache_dir: str | os.PathLike | None = None,
+        on_error: str = "raise",
+    ) -> None:
+        self.split = dict(split)
+        self.preprocessing = as_preprocessing(preprocessing)
+        self.options = {"cache": cache, "cache_dir": cache_dir, "on_error": on_error}
+        self._built: dict[str, SliceDataset] = {}
+
+    def __getitem__(self, name: str) -> SliceDataset:
+        if name not in self.split:
+            raise KeyError(f"no split {name!r}; the splits are {list(self.split)}.")
+        if name not in self._built:
+            self._built[name] = make_slice_dataset(self.split[name], self.preprocessing, **self.options)
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.split)
+
+    def __len__(self) -> int:
+        return len(self.split)

@@ -1,4 +1,5 @@
-"""Inferers: slice-wise volume reconstruction, hierarchical sampling from the priors and writing samples.
+"""Inferers: slice-wise volume reconstruction, code extraction for the priors, hierarchical sampling from the priors
+and writing samples.
 
 Banks of synthetic slices (:func:`~monai_vqvae2.synthetic.generate_bank`) live in :mod:`monai_vqvae2.synthetic`,
 above this package.
@@ -6,8 +7,7 @@ above this package.
 
 from __future__ import annotations
 
-from typing import Any
-
+from monai_vqvae2.inferers.codes import extract_codes
 from monai_vqvae2.inferers.preview import SaveAxialPreviewd
 from monai_vqvae2.inferers.sampler import HierarchicalSampler, SampleOutput
 from monai_vqvae2.inferers.slices import AxialSliceInferer
@@ -19,12 +19,14 @@ from monai_vqvae2.inferers.writer import (
     slice_affine,
     write_samples,
 )
+from monai_vqvae2.moved import moved_names
 
 __all__ = [
     "AxialSliceInferer",
     "HierarchicalSampler",
     "SampleOutput",
     "SaveAxialPreviewd",
+    "extract_codes",
     "load_sampler",
     "prior_checkpoints",
     "read_slice_nifti",
@@ -33,21 +35,6 @@ __all__ = [
     "write_samples",
 ]
 
-# the bank names this package exported before monai_vqvae2.synthetic existed (not in __all__: see below)
-_SYNTHETIC_NAMES = ("generate_bank", "model_digest")
-
-
-def __getattr__(name: str) -> Any:
-    """The former bank names, imported from :mod:`monai_vqvae2.synthetic` on first access. They are left out of
-    ``__all__``, so that ``from monai_vqvae2.inferers import *`` never imports the package above this one."""
-    if name in _SYNTHETIC_NAMES:
-        # kept for backward compatibility; the names live in monai_vqvae2.synthetic, which sits above this package
-        import monai_vqvae2.synthetic
-
-        return getattr(monai_vqvae2.synthetic, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The module's names and the former bank names."""
-    return sorted({*globals(), *_SYNTHETIC_NAMES})
+# names this package exported before they moved to monai_vqvae2.synthetic, above it: imported from there on first
+# access, and left out of __all__, so that ``from monai_vqvae2.inferers import *`` never imports upward
+__getattr__, __dir__ = moved_names(__name__, dict.fromkeys(("generate_bank", "model_digest"), "monai_vqvae2.synthetic"))

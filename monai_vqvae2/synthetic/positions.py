@@ -16,6 +16,7 @@ import torch
 
 from monai_vqvae2.data.datasets import make_slice_dataset
 from monai_vqvae2.data.splits import load_split
+from monai_vqvae2.transforms import SlicePreprocessing
 
 __all__ = ["slice_positions_of", "training_slice_positions"]
 
@@ -24,7 +25,7 @@ def slice_positions_of(source: Any) -> np.ndarray:
     """Normalised slice positions (0 = inferior, 1 = superior) of real slices, to draw synthetic positions from.
 
     Args:
-        source: a code file written by :func:`~monai_vqvae2.data.extract_codes` (path to the ``.npz``; cheap), a
+        source: a code file written by :func:`~monai_vqvae2.inferers.extract_codes` (path to the ``.npz``; cheap), a
             :class:`~monai_vqvae2.data.SliceDataset` (read from its descriptors, without decoding pixels), a
             :class:`~monai_vqvae2.data.CodeDataset`, or any sequence/dataset of dict items with a
             ``"slice_position"`` key (items marked ``"synthetic": True`` are left out).
@@ -78,7 +79,8 @@ def training_slice_positions(
     codes_file: str | os.PathLike,
     split_file: str | os.PathLike | None = None,
     split: str = "train",
-    **dataset_kwargs: Any,
+    preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> np.ndarray:
     """Slice positions of the real training slices: from the prior stage's code file when it exists (cheap), else
     from the split file's items through :func:`~monai_vqvae2.data.make_slice_dataset` (decodes every volume once).
@@ -87,8 +89,10 @@ def training_slice_positions(
         codes_file: ``<output_dir>/codes/train.npz`` as the prior stage writes it.
         split_file: the run's ``split.json``, used when ``codes_file`` does not exist.
         split: the split whose slices to use with ``split_file``.
-        dataset_kwargs: preprocessing arguments of :func:`~monai_vqvae2.data.make_slice_dataset` (``image_size``,
-            ``min_brain_fraction``, ...), the same as training used, since they decide which slices are kept.
+        preprocessing: the run's :class:`~monai_vqvae2.transforms.SlicePreprocessing`, the same as training used,
+            since it decides which slices are kept; ``None``: the defaults.
+        options: fields of :class:`~monai_vqvae2.transforms.SlicePreprocessing` replacing those of
+            ``preprocessing``, e.g. ``image_size=128``.
 
     Returns:
         the positions, float64 ``(N,)``.
@@ -107,5 +111,4 @@ def training_slice_positions(
     splits = load_split(split_file)
     if split not in splits:
         raise ValueError(f"`split` must be one of {sorted(splits)}, got {split!r}.")
-    dataset_kwargs.setdefault("cache", None)
-    return slice_positions_of(make_slice_dataset(splits[split], **dataset_kwargs))
+    return slice_positions_of(make_slice_dataset(splits[split], preprocessing, cache=None, **options))

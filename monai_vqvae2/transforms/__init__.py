@@ -1,6 +1,8 @@
-"""Transforms: the file checks, the dictionary transforms MONAI lacks, and the chains that turn brain volumes
+"""Transforms: the run's slice preprocessing settings, the file checks, the dictionary transforms MONAI lacks, and the chains that turn brain volumes
 (NIfTI / Analyze 7.5) and PNG slices into 2D training slices.
 
+- :mod:`~monai_vqvae2.transforms.settings`: :class:`SlicePreprocessing`, the one frozen value of the ten
+  preprocessing options (and their defaults) that every chain, dataset and bundle stage reads;
 - :mod:`~monai_vqvae2.transforms.checks`: checks of a file before decoding (:func:`check_image_file`);
 - :mod:`~monai_vqvae2.transforms.dictionary`: :class:`CheckImageFiled`, :class:`ValidateVolumed`,
   :class:`AssumeAnalyzeOrientationd`, :class:`ExtractAxialSlicesd`;
@@ -19,12 +21,8 @@ from monai_vqvae2.transforms.dictionary import (
     ExtractAxialSlicesd,
     ValidateVolumed,
 )
-from monai_vqvae2.transforms.pipelines import (
-    RESIZE_MODES,
-    png_slice_transforms,
-    volume_preprocessing,
-    volume_transforms,
-)
+from monai_vqvae2.transforms.pipelines import png_slice_transforms, volume_preprocessing, volume_transforms
+from monai_vqvae2.transforms.settings import RESIZE_MODES, SlicePreprocessing, as_preprocessing
 
 __all__ = [
     "MAX_VOXELS",
@@ -32,7 +30,9 @@ __all__ = [
     "AssumeAnalyzeOrientationd",
     "CheckImageFiled",
     "ExtractAxialSlicesd",
+    "SlicePreprocessing",
     "ValidateVolumed",
+    "as_preprocessing",
     "check_image_file",
     "is_analyze_path",
     "png_slice_transforms",

@@ -21,7 +21,7 @@ from PIL import Image as PILImage
 
 from monai_vqvae2.transforms.errors import PERMISSION_PROBLEM, InvalidImageError
 
-__all__ = ["MAX_VOXELS", "check_image_file", "check_max_voxels", "is_analyze_path"]
+__all__ = ["MAX_VOXELS", "RAS_LABELS", "check_axcodes", "check_image_file", "check_max_voxels", "is_analyze_path"]
 
 #: Default limit on the voxels a file may declare (512 x 512 x 512 = 134 million): 0.5 GiB as float32, a few GiB
 #: at the peak of the chain, which holds several copies. OASIS volumes have 176 x 208 x 176 = 6.4 million voxels and
@@ -35,6 +35,21 @@ _UNSUPPORTED_DATATYPES = {1: "DT_BINARY, one bit per voxel"}
 def is_analyze_path(path: str | os.PathLike) -> bool:
     """True for an Analyze 7.5 (or NIfTI-pair) ``.hdr``/``.img`` file name."""
     return str(path).lower().endswith((".hdr", ".img", ".hdr.gz", ".img.gz"))
+
+
+#: the two ends of each RAS world axis (as ``Orientationd``'s ``labels``): left to right, posterior to anterior,
+#: inferior to superior
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+
+
+def check_axcodes(axcodes: str) -> str:
+    """``axcodes`` in upper case, checked to be three axis codes, one of L/R, P/A and I/S each (``ValueError``
+    otherwise)."""
+    codes = str(axcodes).upper()
+    axes = [next((i for i, pair in enumerate(RAS_LABELS) if c in pair), None) for c in codes]
+    if len(codes) != 3 or None in axes or len(set(axes)) != 3:
+        raise ValueError(f"`axcodes` must be three codes, one of L/R, P/A and I/S each (e.g. 'LAS'), got {axcodes!r}.")
+    return codes
 
 
 def check_max_voxels(max_voxels: int) -> int:

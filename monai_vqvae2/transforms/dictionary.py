@@ -25,8 +25,16 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, ScaleIntensityRange
 from monai.transforms.utils_pytorch_numpy_unification import percentile
 
-from monai_vqvae2.transforms.checks import MAX_VOXELS, check_image_file, check_max_voxels, is_analyze_path
+from monai_vqvae2.transforms.checks import (
+    MAX_VOXELS,
+    RAS_LABELS,
+    check_axcodes,
+    check_image_file,
+    check_max_voxels,
+    is_analyze_path,
+)
 from monai_vqvae2.transforms.errors import InvalidImageError
+from monai_vqvae2.transforms.settings import SlicePreprocessing
 
 __all__ = [
     "RAS_LABELS",
@@ -37,8 +45,6 @@ __all__ = [
     "ValidateVolumed",
 ]
 
-#: The RAS axis labels of ``Orientationd``: (negative, positive) code of each world axis.
-RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 #: Half the float32 range: a wider intensity range overflows ``value - minimum`` in float32 arithmetic.
 _MAX_INTENSITY_SPAN = float(np.finfo(np.float32).max) / 2
 
@@ -221,15 +227,11 @@ class AssumeAnalyzeOrientationd(MapTransform):
         ValueError: invalid ``axcodes``.
     """
 
-    def __init__(self, keys: KeysCollection, axcodes: str = "LAS", allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self, keys: KeysCollection, axcodes: str = SlicePreprocessing.analyze_axcodes, allow_missing_keys: bool = False
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
-        codes = str(axcodes).upper()
-        axes = [next((i for i, pair in enumerate(RAS_LABELS) if c in pair), None) for c in codes]
-        if len(codes) != 3 or None in axes or len(set(axes)) != 3:
-            raise ValueError(
-                f"`axcodes` must be three codes, one of L/R, P/A and I/S each (e.g. 'LAS'), got {axcodes!r}."
-            )
-        self.axcodes = codes
+        self.axcodes = check_axcodes(axcodes)
 
     @staticmethod
     def _is_analyze(image: MetaTensor) -> bool:
@@ -295,8 +297,8 @@ class ExtractAxialSlicesd(MapTransform):
         self,
         keys: KeysCollection,
         source_key: str | None = None,
-        min_brain_fraction: float = 0.15,
-        foreground_threshold: float = 0.05,
+        min_brain_fraction: float = SlicePreprocessing.min_brain_fraction,
+        foreground_threshold: float = SlicePreprocessing.foreground_threshold,
         start_coord_key: str | None = "foreground_start_coord",
         drop_keys: Sequence[str] = ("foreground_start_coord", "foreground_end_coord"),
         check_orientation: bool = True,

@@ -16,7 +16,6 @@ naming the file) for every problem of an input file, including reader errors, ra
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,9 +38,8 @@ from monai.transforms import (
 )
 
 from monai_vqvae2.slice_io import DISPLAY_ROT90_K
-from monai_vqvae2.transforms.checks import MAX_VOXELS
+from monai_vqvae2.transforms.checks import RAS_LABELS
 from monai_vqvae2.transforms.dictionary import (
-    RAS_LABELS,
     AssumeAnalyzeOrientationd,
     CheckImageFiled,
     ExtractAxialSlicesd,
@@ -49,10 +47,9 @@ from monai_vqvae2.transforms.dictionary import (
     ValidateVolumed,
 )
 from monai_vqvae2.transforms.errors import as_invalid_image
+from monai_vqvae2.transforms.settings import RESIZE_MODES, SlicePreprocessing, as_preprocessing
 
 __all__ = ["RESIZE_MODES", "png_slice_transforms", "volume_preprocessing", "volume_transforms"]
-
-RESIZE_MODES = ("longest", "pad")
 
 
 class _AboveThreshold:
@@ -98,18 +95,9 @@ def _to_grayscale(image: Any) -> Any:
     return image if image.mode in ("L", "I", "I;16", "F") else image.convert("L")
 
 
-def _image_size(image_size: int | Sequence[int]) -> tuple[int, int]:
-    size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
-    if len(size) != 2 or any(int(s) != s or s < 1 for s in size):
-        raise ValueError(f"`image_size` must be a positive int or (H, W), got {image_size!r}.")
-    return int(size[0]), int(size[1])
-
-
 def _slice_tail(image_key: str, size: tuple[int, int], resize_mode: str) -> list:
     """Per-slice transforms shared by volumes and PNGs: fit into ``size`` and make a plain float32 tensor in
     ``[0, 1]``."""
-    if resize_mode not in RESIZE_MODES:
-        raise ValueError(f"`resize_mode` must be one of {RESIZE_MODES}, got {resize_mode!r}.")
     tail: list = []
     if resize_mode == "longest":
         tail += [
@@ -125,14 +113,7 @@ def _slice_tail(image_key: str, size: tuple[int, int], resize_mode: str) -> list
 
 
 def volume_preprocessing(
-    *,
-    image_key: str = "image",
-    foreground_threshold: float = 0.05,
-    percentiles: Sequence[float] = (0.5, 99.5),
-    pixdim: Sequence[float] | None = None,
-    crop_margin: int = 2,
-    analyze_axcodes: str = "LAS",
-    max_voxels: int = MAX_VOXELS,
+    preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None, *, image_key: str = "image", **options: Any
 ) -> Compose:
     """The volume part of :func:`volume_transforms`, up to and including the brain crop: one 3D volume out, with
     every geometric step recorded so that ``monai.transforms.Invertd`` can map results back onto the file's voxel
@@ -144,43 +125,39 @@ def volume_preprocessing(
     whose two percentiles are equal is refused) → ``CropForegroundd``.
 
     Args:
+        preprocessing: the run's :class:`~monai_vqvae2.transforms.SlicePreprocessing` (or a mapping of its fields);
+            ``None``: the defaults. Only the fields up to the crop are used (``foreground_threshold``,
+            ``percentiles``, ``pixdim``, ``crop_margin``, ``analyze_axcodes``, ``max_voxels``).
         image_key: key holding the file path, then the image.
-        foreground_threshold: normalised intensity above which a voxel counts as brain (crop).
-        percentiles: lower and upper intensity percentiles mapped to 0 and 1 (whole volume, values clipped).
-        pixdim: resample to these voxel sizes in mm; ``None`` keeps the file's grid.
-        crop_margin: voxels kept around the brain bounding box.
-        analyze_axcodes: orientation assumed for Analyze files, see :class:`AssumeAnalyzeOrientationd`.
-        max_voxels: files declaring more voxels are refused before their data is read, see
-            :func:`check_image_file`.
+        options: fields of :class:`~monai_vqvae2.transforms.SlicePreprocessing` replacing those of
+            ``preprocessing``, e.g. ``crop_margin=0``.
 
     Returns:
         a MONAI ``Compose``; called on a file it raises :class:`InvalidImageError` naming the file for any problem.
 
     Raises:
-        ValueError: bad arguments.
+        TypeError: an unknown option.
+        ValueError: bad option values.
     """
-    lower, upper = (float(p) for p in percentiles)
-    if not 0.0 <= lower < upper <= 100.0:
-        raise ValueError(f"`percentiles` must be (lower, upper) with 0 <= lower < upper <= 100, got {percentiles}.")
-    if crop_margin < 0:
-        raise ValueError(f"`crop_margin` must be >= 0, got {crop_margin}.")
+    settings = as_preprocessing(preprocessing, **options)
+    lower, upper = settings.percentiles
     steps: list = [
-        CheckImageFiled(image_key, max_voxels=max_voxels),
+        CheckImageFiled(image_key, max_voxels=settings.max_voxels),
         LoadImaged(image_key, reader="NibabelReader", image_only=True, dtype=np.float32),
         EnsureChannelFirstd(image_key),
         ValidateVolumed(image_key, spatial_dims=3),
-        AssumeAnalyzeOrientationd(image_key, axcodes=analyze_axcodes),
+        AssumeAnalyzeOrientationd(image_key, axcodes=settings.analyze_axcodes),
         Orientationd(image_key, axcodes="RAS", labels=RAS_LABELS),
     ]
-    if pixdim is not None:
-        steps.append(Spacingd(image_key, pixdim=tuple(float(p) for p in pixdim), mode="bilinear"))
+    if settings.pixdim is not None:
+        steps.append(Spacingd(image_key, pixdim=settings.pixdim, mode="bilinear"))
     steps += [
         ScalePercentilesd(image_key, lower=lower, upper=upper),
         CropForegroundd(
             image_key,
             source_key=image_key,
-            select_fn=_AboveThreshold(foreground_threshold),
-            margin=crop_margin,
+            select_fn=_AboveThreshold(settings.foreground_threshold),
+            margin=settings.crop_margin,
             allow_smaller=True,
         ),
     ]
@@ -188,17 +165,11 @@ def volume_preprocessing(
 
 
 def volume_transforms(
-    image_size: int | Sequence[int] = 256,
+    image_size: int | Sequence[int] | None = None,
     *,
+    preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
     image_key: str = "image",
-    min_brain_fraction: float = 0.15,
-    foreground_threshold: float = 0.05,
-    percentiles: Sequence[float] = (0.5, 99.5),
-    pixdim: Sequence[float] | None = None,
-    crop_margin: int = 2,
-    resize_mode: str = "longest",
-    analyze_axcodes: str = "LAS",
-    max_voxels: int = MAX_VOXELS,
+    **options: Any,
 ) -> Compose:
     """The volume-to-slices chain: one dict ``{"image": path, ...}`` in, a list of slice dicts out.
 
@@ -207,62 +178,51 @@ def volume_transforms(
     ``(1, X, Y, Z)``) → :class:`ValidateVolumed` → :class:`AssumeAnalyzeOrientationd` → ``Orientationd("RAS")`` →
     optional ``Spacingd(pixdim)`` → percentile scaling (``percentiles`` to ``[0, 1]`` with ``ScaleIntensityRange``,
     clipped) → ``CropForegroundd`` (``> foreground_threshold``, ``crop_margin`` voxels of margin) →
-    :class:`ExtractAxialSlicesd` → per slice: ``Rotate90d`` (display order, anterior up) → ``Resized``
-    (``resize_mode="longest"``: longest side to the target, aspect ratio kept, anti-aliased, clipped to ``[0, 1]``) →
-    ``ResizeWithPadOrCropd`` (zero-pad to ``image_size``) → ``EnsureTyped`` (plain float32 tensor).
+    :class:`ExtractAxialSlicesd` (``min_brain_fraction``) → per slice: ``Rotate90d`` (display order, anterior up) →
+    ``Resized`` (``resize_mode="longest"``: longest side to the target, aspect ratio kept, anti-aliased, clipped to
+    ``[0, 1]``) → ``ResizeWithPadOrCropd`` (zero-pad to ``image_size``) → ``EnsureTyped`` (plain float32 tensor).
 
     Because the crop is 3D, all slices of one volume share one scale factor. Compose it in your own pipelines:
     MONAI applies the steps after ``ExtractAxialSlicesd`` to every slice of the list, and ``list_data_collate``
     flattens the lists into a batch.
 
     Args:
-        image_size: output slice size, an int (square) or ``(H, W)``.
+        image_size: output slice size, an int (square) or ``(H, W)``; ``None``: that of ``preprocessing``.
+        preprocessing: the run's :class:`~monai_vqvae2.transforms.SlicePreprocessing` (or a mapping of its fields);
+            ``None``: the defaults.
         image_key: key holding the file path, then the image.
-        min_brain_fraction: slices whose fraction of brain pixels (inside the 3D brain bounding box) is below this
-            are dropped.
-        foreground_threshold: normalised intensity above which a voxel counts as brain (crop and fraction).
-        percentiles: lower and upper intensity percentiles mapped to 0 and 1 (whole volume, values clipped).
-        pixdim: resample to these voxel sizes in mm (e.g. ``(1, 1, 1)``); ``None`` keeps the file's grid.
-        crop_margin: voxels kept around the brain bounding box.
-        resize_mode: ``"longest"`` (scale to fit, then pad) or ``"pad"`` (centre pad/crop only, no scaling).
-        analyze_axcodes: orientation assumed for Analyze files, see :class:`AssumeAnalyzeOrientationd`.
-        max_voxels: files declaring more voxels are refused before their data is read, see
-            :func:`check_image_file`.
+        options: fields of :class:`~monai_vqvae2.transforms.SlicePreprocessing` replacing those of
+            ``preprocessing``, e.g. ``min_brain_fraction=0.2, resize_mode="pad"``.
 
     Returns:
         a MONAI ``Compose``; called on a file it raises :class:`InvalidImageError` naming the file for any problem
         (unreadable, truncated, hostile header, NaN/Inf, constant, ...).
 
     Raises:
-        ValueError: bad arguments.
+        TypeError: an unknown option.
+        ValueError: bad option values.
     """
-    size = _image_size(image_size)
+    settings = as_preprocessing(preprocessing, image_size=image_size, **options)
     steps: list = [
-        *volume_preprocessing(
-            image_key=image_key,
-            foreground_threshold=foreground_threshold,
-            percentiles=percentiles,
-            pixdim=pixdim,
-            crop_margin=crop_margin,
-            analyze_axcodes=analyze_axcodes,
-            max_voxels=max_voxels,
-        ).transforms,
+        *volume_preprocessing(settings, image_key=image_key).transforms,
         ExtractAxialSlicesd(
-            image_key, min_brain_fraction=min_brain_fraction, foreground_threshold=foreground_threshold
+            image_key,
+            min_brain_fraction=settings.min_brain_fraction,
+            foreground_threshold=settings.foreground_threshold,
         ),
         Rotate90d(image_key, k=DISPLAY_ROT90_K, spatial_axes=(0, 1)),  # slice_io.to_display, as a MONAI transform
-        *_slice_tail(image_key, size, resize_mode),
+        *_slice_tail(image_key, settings.image_size, settings.resize_mode),
     ]
     return _FileChain(steps, path_key=image_key)
 
 
 def png_slice_transforms(
-    image_size: int | Sequence[int] = 256,
+    image_size: int | Sequence[int] | None = None,
     *,
+    preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
     image_key: str = "image",
-    max_value: float = 255.0,
-    resize_mode: str = "longest",
-    max_voxels: int = MAX_VOXELS,
+    max_value: float | None = None,
+    **options: Any,
 ) -> Compose:
     """The chain for preprocessed PNG slices: ``{"image": path, ...}`` in, one slice dict out.
 
@@ -270,30 +230,33 @@ def png_slice_transforms(
     RGB, RGBA, grey + alpha and palette images become 8-bit luma ``L = 0.299 R + 0.587 G + 0.114 B``, the alpha
     channel is dropped; 16-bit grey images stay 16-bit; ``reverse_indexing=False`` so arrays stay in display order
     ``(H, W)``, like volume slices) → ``EnsureChannelFirstd`` → :class:`ValidateVolumed` (2D; values above
-    ``max_value``, e.g. a 16-bit PNG with the default 255, are refused rather than clipped) →
-    ``ScaleIntensityRanged`` (``[0, max_value]`` to ``[0, 1]``) → ``Resized``/``ResizeWithPadOrCropd`` →
+    ``png_max_value``, e.g. a 16-bit PNG with the default 255, are refused rather than clipped) →
+    ``ScaleIntensityRanged`` (``[0, png_max_value]`` to ``[0, 1]``) → ``Resized``/``ResizeWithPadOrCropd`` →
     ``EnsureTyped``. PNG slices are not filtered by brain fraction: the folders already hold a curated selection.
 
     Args:
-        image_size: output slice size, an int (square) or ``(H, W)``.
+        image_size: output slice size, an int (square) or ``(H, W)``; ``None``: that of ``preprocessing``.
+        preprocessing: the run's :class:`~monai_vqvae2.transforms.SlicePreprocessing` (or a mapping of its fields);
+            ``None``: the defaults. The chain uses ``image_size``, ``resize_mode``, ``png_max_value`` and
+            ``max_voxels``.
         image_key: key holding the file path, then the image.
-        max_value: intensity mapped to 1 (255 for 8-bit PNGs, 65535 for 16-bit PNGs).
-        resize_mode: ``"longest"`` or ``"pad"``, as in :func:`volume_transforms`.
-        max_voxels: images declaring more pixels are refused before their data is read, see
-            :func:`check_image_file`.
+        max_value: the same as the ``png_max_value`` option (intensity mapped to 1).
+        options: fields of :class:`~monai_vqvae2.transforms.SlicePreprocessing` replacing those of
+            ``preprocessing``.
 
     Returns:
         a MONAI ``Compose``; called on a file it raises :class:`InvalidImageError` naming the file for any problem.
 
     Raises:
-        ValueError: bad arguments.
+        TypeError: an unknown option.
+        ValueError: bad option values.
     """
-    size = _image_size(image_size)
-    if not max_value > 0 or not math.isfinite(max_value):
-        raise ValueError(f"`max_value` must be a positive number, got {max_value}.")
+    if max_value is not None:
+        options["png_max_value"] = max_value
+    settings = as_preprocessing(preprocessing, image_size=image_size, **options)
     return _FileChain(
         [
-            CheckImageFiled(image_key, max_voxels=max_voxels),
+            CheckImageFiled(image_key, max_voxels=settings.max_voxels),
             LoadImaged(
                 image_key,
                 reader=PILReader(converter=_to_grayscale, reverse_indexing=False),
@@ -301,9 +264,9 @@ def png_slice_transforms(
                 dtype=np.float32,
             ),
             EnsureChannelFirstd(image_key),
-            ValidateVolumed(image_key, spatial_dims=2, allow_constant=True, max_value=max_value),
-            ScaleIntensityRanged(image_key, a_min=0.0, a_max=float(max_value), b_min=0.0, b_max=1.0, clip=True),
-            *_slice_tail(image_key, size, resize_mode),
+            ValidateVolumed(image_key, spatial_dims=2, allow_constant=True, max_value=settings.png_max_value),
+            ScaleIntensityRanged(image_key, a_min=0.0, a_max=settings.png_max_value, b_min=0.0, b_max=1.0, clip=True),
+            *_slice_tail(image_key, settings.image_size, settings.resize_mode),
         ],
         path_key=image_key,
     )

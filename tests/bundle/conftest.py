@@ -19,7 +19,7 @@ TINY_OVERRIDES = [
     "32",
     "--batch_size",
     "8",
-    "--min_brain_fraction",
+    "--preprocessing#min_brain_fraction",
     "0.2",
     "--network_def#channels",
     "8",

@@ -198,11 +198,40 @@ PRIOR_OVERRIDES = [
 ]
 
 
+def extract_codes(dataset, output_dir) -> None:
+    run_bundle(["extract_codes.yaml"], *data_overrides(dataset, output_dir, *TINY_OVERRIDES))
+
+
+def test_code_extraction_is_a_stage_of_its_own_and_priors_refuse_codes_of_another_checkpoint(
+    trained_run, nifti_dataset, tmp_path
+):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("codes", "prior_*", "validation_prior_*"))
+    extract_codes(nifti_dataset, run)
+    files = {name: run / "codes" / f"{name}.npz" for name in ("train", "validation")}
+    stamps = {name: path.stat().st_mtime_ns for name, path in files.items()}
+    record = json.loads((run / "run_extract_codes.json").read_text())
+    assert record["settings"]["preprocessing"]["min_brain_fraction"] == 0.2  # TINY_OVERRIDES
+    assert record["settings"]["preprocessing"]["image_size"] == [32, 32]
+    extract_codes(nifti_dataset, run)  # same checkpoint, same slices: the files are reused
+    assert {name: path.stat().st_mtime_ns for name, path in files.items()} == stamps
+
+    state = torch.load(run / "models" / "model.pt", weights_only=True)
+    torch.save({k: v + 1 if v.is_floating_point() else v for k, v in state.items()}, run / "models" / "model.pt")
+    with pytest.raises(AssertionError, match=r"npz' were extracted from an earlier state of '.*model.pt' \(its SHA-256 has changed\); extract the codes again"):
+        run_bundle(
+            ["train_prior.yaml"],
+            *data_overrides(nifti_dataset, run, *TINY_OVERRIDES, *PRIOR_OVERRIDES),
+            *("--prior_level", "top", "--prior_max_epochs", "1"),
+        )
+
+
 def test_prior_stage_starts_its_embeddings_from_the_trained_codebooks(trained_run, nifti_dataset, tmp_path):
     """The stage loads the autoencoder's weights before it sets the embeddings (with a zero learning rate the saved
     prior is the initial one)."""
     run = tmp_path / "run"
     shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("prior_*", "validation_prior_*"))
+    extract_codes(nifti_dataset, run)
     for mode in ("codebook", "random"):
         run_bundle(
             ["train_prior.yaml"],
@@ -223,6 +252,7 @@ def test_prior_stage_starts_its_embeddings_from_the_trained_codebooks(trained_ru
 
 
 def test_prior_stages_reduce_validation_nll_and_sampling_writes_slices(trained_run, nifti_dataset):
+    extract_codes(nifti_dataset, trained_run)
     for level in ("top", "bottom"):
         run_bundle(
             ["train_prior.yaml"],

@@ -15,6 +15,7 @@ STAGES = [
     "train_autoencoder.yaml",
     "evaluate.yaml",
     "inference.json",
+    "extract_codes.yaml",
     "train_prior.yaml",
     "sample.yaml",
     "generate_bank.yaml",

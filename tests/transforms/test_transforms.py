@@ -167,7 +167,7 @@ def test_png_chain(tmp_path, build):
         ({"image_size": 0}, r"`image_size` must be a positive int or \(H, W\), got 0"),
         ({"percentiles": (99, 1)}, r"`percentiles` must be \(lower, upper\) with 0 <= lower < upper <= 100"),
         ({"resize_mode": "stretch"}, r"`resize_mode` must be one of \('longest', 'pad'\), got 'stretch'"),
-        ({"crop_margin": -1}, r"`crop_margin` must be >= 0, got -1"),
+        ({"crop_margin": -1}, r"`crop_margin` must be an int >= 0, got -1"),
     ],
 )
 def test_bad_arguments(kwargs, message):

@@ -35,7 +35,8 @@ FORMER_DATA_NAMES = sorted(set(FORMER_NAMES) - {"RESIZE_MODES", "is_analyze_path
 
 
 def test_the_old_import_paths_give_the_new_objects():
-    assert sorted(monai_vqvae2.transforms.__all__) == sorted(FORMER_NAMES)
+    new_names = {"SlicePreprocessing", "as_preprocessing"}
+    assert sorted(monai_vqvae2.transforms.__all__) == sorted([*FORMER_NAMES, *new_names])
     assert sorted(monai_vqvae2.data.transforms.__all__) == sorted(FORMER_NAMES)
     for name in FORMER_NAMES:
         assert getattr(monai_vqvae2.data.transforms, name) is getattr(monai_vqvae2.transforms, name), name

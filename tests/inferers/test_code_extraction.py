@@ -1,5 +1,5 @@
 """Code extraction: once (by rank 0 alone under torch.distributed), in evaluation mode, compact on disk, resumable;
-served per level for prior training."""
+served per level for prior training; the old import path still works."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from monai.data import Dataset
 
-from monai_vqvae2.data.codes import CodeDataset, extract_codes
+from monai_vqvae2.data import CodeDataset
+from monai_vqvae2.inferers import extract_codes
 from monai_vqvae2.networks import VQVAE2
 
 TINY = {"channels": 8, "num_res_layers": 1, "num_res_channels": 4, "num_embeddings": 16, "embedding_dim": 4}
@@ -76,16 +77,6 @@ def test_rerun_with_the_same_checkpoint_reuses_the_file_and_a_new_checkpoint_rec
     assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.npz", "model.pt"]
 
 
-def test_code_dataset_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run the code extraction first"):
-        CodeDataset(tmp_path / "missing.npz")
-    path = extract_codes(VQVAE2(2, 1, 1, **TINY).eval(), slices(4), tmp_path / "codes.npz")
-    with pytest.raises(ValueError, match=r"`level` must be in \[0, 1\] for codes.npz, got 2"):
-        CodeDataset(path, level=2)
-    with pytest.raises(ValueError, match="needs a coarser level"):
-        CodeDataset(path, level=0, with_condition=True)
-
-
 class _Unreadable(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 4
@@ -131,3 +122,9 @@ def test_under_torch_distributed_rank0_alone_encodes_and_its_errors_reach_every_
         "OSError: slice 0 is unreadable"
     )
     assert not (tmp_path / "broken.npz").exists()
+
+
+def test_the_old_import_path_gives_the_same_function():
+    import monai_vqvae2.data
+
+    assert monai_vqvae2.data.extract_codes is extract_codes
