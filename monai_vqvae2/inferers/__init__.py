@@ -8,17 +8,11 @@ above this package.
 from __future__ import annotations
 
 from monai_vqvae2.inferers.codes import extract_codes
+from monai_vqvae2.inferers.loading import load_sampler, prior_checkpoints
 from monai_vqvae2.inferers.preview import SaveAxialPreviewd
 from monai_vqvae2.inferers.sampler import HierarchicalSampler, SampleOutput
 from monai_vqvae2.inferers.slices import AxialSliceInferer
-from monai_vqvae2.inferers.writer import (
-    load_sampler,
-    prior_checkpoints,
-    read_slice_nifti,
-    sample_to_folder,
-    slice_affine,
-    write_samples,
-)
+from monai_vqvae2.inferers.writer import read_slice_nifti, sample_to_folder, slice_affine, write_samples
 from monai_vqvae2.moved import moved_names
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Write sampled slices to disk: one NIfTI per slice, a PNG grid and a JSON manifest.
 
-The slice files and grids are written by :mod:`monai_vqvae2.slice_io` and the digests and versions come from
-:mod:`monai_vqvae2.provenance`; their names are re-exported here, where they were defined before.
+The slice files and grids are written by :mod:`monai_vqvae2.slice_io`, the digests and versions come from
+:mod:`monai_vqvae2.provenance` and the sampler is loaded by :mod:`monai_vqvae2.inferers.loading`; their names are
+re-exported here, where they were defined before.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from monai_vqvae2.inferers.sampler import HierarchicalSampler
+from monai_vqvae2.inferers.loading import load_sampler, prior_checkpoints
 from monai_vqvae2.io import atomic_write, atomic_write_json
-from monai_vqvae2.networks import level_names, prior_for_level
 from monai_vqvae2.provenance import checkpoint_records, package_versions
 from monai_vqvae2.slice_io import (
     nifti_slice_bytes,
@@ -87,61 +87,6 @@ def write_samples(
         "samples": entries,
     }
     return atomic_write_json(output_dir / "manifest.json", manifest)
-
-
-def prior_checkpoints(checkpoint_dir: str | os.PathLike, num_levels: int) -> list[str]:
-    """Best prior checkpoints as the prior stage writes them, coarsest first: ``<dir>/prior_<level>/model.pt``.
-
-    Args:
-        checkpoint_dir: the folder the prior stages wrote into.
-        num_levels: levels of the VQ-VAE-2, named by :func:`~monai_vqvae2.networks.level_names`.
-
-    Returns:
-        one checkpoint path per level, coarsest first.
-    """
-    return [str(Path(checkpoint_dir) / f"prior_{name}" / "model.pt") for name in level_names(num_levels)]
-
-
-def load_sampler(
-    vqvae: torch.nn.Module,
-    prior_checkpoints: Sequence[str | os.PathLike],
-    spatial_shape: Sequence[int],
-    device: str | torch.device = "cpu",
-    num_scalars: int = 0,
-    num_classes: int = 0,
-    **prior_settings: Any,
-) -> HierarchicalSampler:
-    """A :class:`~monai_vqvae2.inferers.HierarchicalSampler` from a (loaded) VQ-VAE-2 and one prior checkpoint per
-    level, coarsest first; priors are built by :func:`~monai_vqvae2.networks.prior_for_level` with
-    ``prior_settings`` and loaded with ``torch.load(..., weights_only=True)``.
-
-    Args:
-        vqvae: the trained VQ-VAE-2, or a view holding it as ``.network``.
-        prior_checkpoints: one prior ``state_dict`` file per level, coarsest first.
-        spatial_shape: size ``(H, W)`` of the images to sample.
-        device: where the priors are loaded and run.
-        num_scalars: scalar conditions the priors were trained with (e.g. 1 for the slice position).
-        num_classes: classes of the class condition the priors were trained with (0: none).
-        prior_settings: further arguments of :func:`~monai_vqvae2.networks.prior_for_level`.
-
-    Returns:
-        the sampler, its networks in evaluation mode.
-
-    Raises:
-        ValueError: not one checkpoint per level.
-    """
-    vqvae = getattr(vqvae, "network", vqvae)
-    if len(prior_checkpoints) != vqvae.num_levels:
-        raise ValueError(
-            f"`prior_checkpoints` needs {vqvae.num_levels} files (one per level, coarsest first), "
-            f"got {len(prior_checkpoints)}."
-        )
-    priors = []
-    for level, checkpoint in enumerate(prior_checkpoints):
-        prior = prior_for_level(vqvae, level, num_scalars=num_scalars, num_classes=num_classes, **prior_settings)
-        prior.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
-        priors.append(prior.to(device).eval())
-    return HierarchicalSampler(vqvae.eval(), priors, spatial_shape=spatial_shape)
 
 
 def _slice_positions(slice_position: float | Sequence[float] | None) -> list[float] | None:

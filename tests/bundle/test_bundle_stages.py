@@ -13,7 +13,7 @@ import torch
 from monai.bundle import ConfigParser, ckpt_export, load, verify_metadata, verify_net_in_out
 
 from monai_vqvae2.networks import VQVAE2Reconstructor
-from monai_vqvae2.networks.pixelcnn import principal_components
+from monai_vqvae2.networks.pixelcnn_blocks import principal_components
 from tests.bundle.conftest import CONFIGS, SCHEMA, TINY_OVERRIDES, run_bundle
 
 TRAIN = ["train_autoencoder.yaml"]

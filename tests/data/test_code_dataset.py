@@ -11,8 +11,12 @@ from monai_vqvae2.inferers import extract_codes
 from monai_vqvae2.networks import VQVAE2
 from tests.inferers.test_code_extraction import TINY, slices
 
+
 def test_code_dataset_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"missing.npz' does not exist; extract the codes first \(the bundle's extract_codes stage\)"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"missing.npz' does not exist; extract the codes first \(the bundle's extract_codes stage\)",
+    ):
         CodeDataset(tmp_path / "missing.npz")
     path = extract_codes(VQVAE2(2, 1, 1, **TINY).eval(), slices(4), tmp_path / "codes.npz")
     with pytest.raises(ValueError, match=r"`level` must be in \[0, 1\] for codes.npz, got 2"):
@@ -30,7 +34,9 @@ def test_codes_of_another_checkpoint_are_refused_naming_both_files(tmp_path):
     assert read_code_settings(path)["num_slices"] == 4 and read_code_settings(tmp_path / "none.npz") is None
     other = tmp_path / "other.pt"
     torch.save({k: v + 1 if v.is_floating_point() else v for k, v in network.state_dict().items()}, other)
-    with pytest.raises(ValueError, match=r"codes.npz' were extracted from '.*model.pt', not from '.*other.pt'; extract"):
+    with pytest.raises(
+        ValueError, match=r"codes.npz' were extracted from '.*model.pt', not from '.*other.pt'; extract"
+    ):
         CodeDataset(path, level=1, checkpoint=other)
     torch.save(torch.load(other, weights_only=True), checkpoint)
     with pytest.raises(ValueError, match=r"an earlier state of '.*model.pt' \(its SHA-256 has changed\); extract"):
