@@ -252,15 +252,16 @@ def main() -> None:
     timings, ours = train_ours(work_dir / "ours", overrides, args.ours_run)
     ours_dir = Path(ours["output_dir"])
     autoencoder_seconds = timings["train"]
-    prior_seconds = sum(seconds for stage, seconds in timings.items() if stage.startswith("prior_"))
+    # the code extraction belongs to the priors' share (it ran inside the prior stage before 0.5)
+    prior_seconds = sum(seconds for stage, seconds in timings.items() if stage.startswith("prior_") or stage == "codes")
     image_size, batch_size = int(ours["image_size"]), int(ours["batch_size"])
     prior_batch_size = int(ours["prior_batch_size"]) if "prior_batch_size" in ours else batch_size
 
     # the same slices for everything that follows
     split = load_split(ours_dir / "split.json")
-    min_brain_fraction = float(ours["min_brain_fraction"])
-    train_set = make_slice_dataset(split["train"], image_size=image_size, min_brain_fraction=min_brain_fraction)
-    test_set = make_slice_dataset(split["test"], image_size=image_size, min_brain_fraction=min_brain_fraction)
+    preprocessing = ours.get_parsed_content("preprocessing")
+    train_set = make_slice_dataset(split["train"], preprocessing)
+    test_set = make_slice_dataset(split["test"], preprocessing)
     train_images, train_positions = stack(train_set)
     test_images, _ = stack(test_set)
 

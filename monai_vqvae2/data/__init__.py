@@ -1,4 +1,5 @@
-"""Data: subject-level splits, slice transforms, cached slice datasets and the codes of a trained model.
+"""Data: subject-level splits, cached slice datasets (one split or all of a run's) and the code files of a trained
+model.
 
 Typical use::
 
@@ -11,8 +12,9 @@ Typical use::
     train = make_slice_dataset(split["train"], image_size=128, cache="memory")
     loader = DataLoader(train, batch_size=32, shuffle=True)
 
-The slice transforms (file checks, dictionary transforms, the volume and PNG chains) live in
-:mod:`monai_vqvae2.transforms`, below this package, and are re-exported here. Dataset discovery (OASIS-1, OASIS-3,
+The slice transforms (preprocessing settings, file checks, dictionary transforms, the volume and PNG chains) live in
+:mod:`monai_vqvae2.transforms`, below this package, and are re-exported here. Code extraction is an inference pass
+(:func:`monai_vqvae2.inferers.extract_codes`). Dataset discovery (OASIS-1, OASIS-3,
 PNG slices, NIfTI folders, file lists), the split of a run and the embedded demo data live in
 :mod:`monai_vqvae2.apps`; synthetic slice datasets and banks in :mod:`monai_vqvae2.synthetic`. Both sit above this
 package.

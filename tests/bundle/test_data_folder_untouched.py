@@ -56,6 +56,7 @@ def test_every_stage_leaves_an_oasis1_folder_byte_identical(oasis1_folder, tmp_p
         (["train_autoencoder.yaml"], ["--max_epochs", "1"]),
         (["evaluate.yaml"], []),
         (["inference.json"], ["--input_dir", str(oasis1_folder)]),
+        (["extract_codes.yaml"], []),
         (["train_prior.yaml"], [*PRIOR_OVERRIDES, "--prior_level", "top", "--prior_max_epochs", "1"]),
         (["train_prior.yaml"], [*PRIOR_OVERRIDES, "--prior_level", "bottom", "--prior_max_epochs", "1"]),
         (["sample.yaml"], [*PRIOR_OVERRIDES, "--num_samples", "2"]),

@@ -52,6 +52,7 @@ def test_mlflow_records_the_training_stages_and_the_evaluation(nifti_dataset, tm
     output_dir = tmp_path / "run"
     common = ["--dataset_dir", str(nifti_dataset), "--output_dir", str(output_dir), *TINY_OVERRIDES, *TRACKING]
     run_bundle(["train_autoencoder.yaml"], *common, "--max_epochs", "2")
+    run_bundle(["extract_codes.yaml"], *common)  # not a training stage: no MLflow run
     # both stages only read the trained autoencoder: run them at once, as two processes writing to the same store
     prior = [*common, *PRIOR_OVERRIDES, "--prior_level", "top", "--prior_max_epochs", "2"]
     with ThreadPoolExecutor(2) as pool:
