@@ -255,7 +255,8 @@ def main() -> None:
     # the code extraction belongs to the priors' share (it ran inside the prior stage before 0.5)
     prior_seconds = sum(seconds for stage, seconds in timings.items() if stage.startswith("prior_") or stage == "codes")
     image_size, batch_size = int(ours["image_size"]), int(ours["batch_size"])
-    prior_batch_size = int(ours["prior_batch_size"]) if "prior_batch_size" in ours else batch_size
+    # the peer's one prior over the whole map gets the batch of our full-resolution (finest) prior
+    prior_batch_size = int(ours["prior_batch_sizes"]["bottom"]) if "prior_batch_sizes" in ours else batch_size
 
     # the same slices for everything that follows
     split = load_split(ours_dir / "split.json")

@@ -12,6 +12,11 @@ Usage::
         --budget 290 --variants demo attention attention_cosine --output benchmarks/results/prior_curves_bottom.json
     python benchmarks/prior_learning_curves.py --codes-dir outputs/demo/codes --checkpoint outputs/demo/models/model.pt \\
         --level bottom --steps 406 --budget 406 --variants cosine_positions cosine_positions_codebook
+    python benchmarks/prior_learning_curves.py --codes-dir outputs/demo/codes --checkpoint outputs/demo/models/model.pt \\
+        --level bottom --budget 406 --threads 1 --variants bottom_lr2e-03_b16 bottom_lr4e-03_b16 bottom_lr2e-03_b8
+
+The ``<level>_lr<rate>_b<batch>`` variants set their own steps (the demo budget's number of training maps) and
+evaluation interval (one epoch's maps); each result also has its best held-out bits and its training seconds.
 """
 
 from __future__ import annotations
@@ -53,6 +58,31 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
 }
 
+# the demo's budget spent at other learning rates and batch sizes (the bundle's recipe: warm-up 30 steps, then cosine
+# decay to 0 at the variant's own last step; code positions and the slice position at 4 frequencies): the same number
+# of training maps as the demo's 7 bottom / 20 top epochs of batch 16, one evaluation per epoch of ~928 maps
+RECIPE = {"warmup": 30, "cosine": True, "position_frequencies": 4, "scalar_frequencies": 4}
+BUDGET_STEPS_AT_BATCH_16 = {"bottom": 406, "top": 1160}
+
+
+def budget_variants() -> dict[str, dict[str, Any]]:
+    """``<level>_lr<rate>_b<batch>``: the demo budget of each level at other learning rates and batch sizes."""
+    variants = {}
+    for level, embedding_init in (("bottom", "codebook"), ("top", "random")):
+        for rate, batch in ((2e-3, 16), (4e-3, 16), (1e-3, 16), (2e-3, 8), (3e-3, 8), (3e-3, 32)):
+            variants[f"{level}_lr{rate:.0e}_b{batch}"] = {
+                **RECIPE,
+                "embedding_init": embedding_init,
+                "learning_rate": rate,
+                "batch_size": batch,
+                "steps": BUDGET_STEPS_AT_BATCH_16[level] * 16 // batch,
+                "eval_every": 58 * 16 // batch,
+            }
+    return variants
+
+
+VARIANTS.update(budget_variants())
+
 
 def codebooks_of(checkpoint: Path) -> list[torch.Tensor]:
     """The code vectors of every level, coarsest first, from a VQ-VAE-2 checkpoint (the bundle's ``models/model.pt``,
@@ -89,6 +119,7 @@ def build(
         condition_upsample=train.indices.shape[-1] // train.condition.shape[-1] if conditioned else 2,
         num_scalars=1,
         position_frequencies=settings.get("position_frequencies", 0),
+        scalar_frequencies=settings.get("scalar_frequencies", 0),
     )
     if settings.get("embedding_init") == "codebook":
         if checkpoint is None:
@@ -134,21 +165,31 @@ def run(variant: str, level: int, train: CodeDataset, validation: CodeDataset, a
     prior, settings = build(variant, level, train, args.checkpoint)
     optimizer = torch.optim.Adam(prior.parameters(), lr=settings["learning_rate"])
     generator = torch.Generator().manual_seed(0)
+    steps = settings.get("steps", args.steps)
+    eval_every = settings.get("eval_every", args.eval_every)
     curve = [{"step": 0, "bits": bits_per_code(prior, validation)}]
     start = time.perf_counter()
+    train_seconds = 0.0  # training steps only (batch assembly, forward, backward, optimiser), no evaluation
     prior.train()
-    for step in range(args.steps):
+    for step in range(steps):
+        tic = time.perf_counter()
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.steps, settings)
+            group["lr"] = learning_rate(step, steps, settings)
         batch = batch_of(train, torch.randint(len(train), (settings["batch_size"],), generator=generator))
         indices = batch.pop("indices")
         loss = F.cross_entropy(prior(indices, **batch), indices)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+        train_seconds += time.perf_counter() - tic
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
             curve.append(
-                {"step": step + 1, "bits": bits_per_code(prior, validation), "seconds": time.perf_counter() - start}
+                {
+                    "step": step + 1,
+                    "bits": bits_per_code(prior, validation),
+                    "seconds": time.perf_counter() - start,
+                    "train_seconds": train_seconds,
+                }
             )
             print(f"{variant:<18} step {step + 1:>5}  {curve[-1]['bits']:.3f} bits/code", flush=True)
     at_budget = min(curve, key=lambda point: abs(point["step"] - args.budget))
@@ -159,6 +200,10 @@ def run(variant: str, level: int, train: CodeDataset, validation: CodeDataset, a
         "bits_at_budget": at_budget["bits"],
         "budget_step": at_budget["step"],
         "bits_final": curve[-1]["bits"],
+        "bits_best": min(point["bits"] for point in curve[1:]),
+        "best_step": min(curve[1:], key=lambda point: point["bits"])["step"],
+        "steps": steps,
+        "train_seconds": train_seconds,
         "seconds": time.perf_counter() - start,
         "curve": curve,
     }

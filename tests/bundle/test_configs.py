@@ -89,12 +89,22 @@ def test_metadata_has_numeric_eval_metrics_the_priors_and_complete_references():
 
 
 @pytest.mark.parametrize(
-    ("level", "overrides", "epochs"),
-    [("top", {}, 20), ("bottom", {}, 7), ("top", {"prior_max_epochs": 3}, 3), ("bottom", {"prior_max_epochs": 3}, 3)],
+    ("level", "overrides", "epochs", "batch", "rate", "dropout"),
+    [
+        ("top", {}, 12, 16, 0.004, 0.2),
+        ("bottom", {}, 8, 8, 0.003, 0.0),
+        ("top", {"prior_max_epochs": 3}, 3, 16, 0.004, 0.2),
+        ("bottom", {"prior_max_epochs": 3, "prior_batch_size": 4}, 3, 4, 0.003, 0.0),
+    ],
 )
-def test_demo_spends_its_prior_epochs_per_level_and_one_override_sets_both(level, overrides, epochs):
+def test_demo_sets_its_prior_training_per_level_and_one_override_sets_both(
+    level, overrides, epochs, batch, rate, dropout
+):
     parser = ConfigParser()
     parser.read_config([str(CONFIGS / "train_prior.yaml"), str(CONFIGS / "demo.yaml")])
     parser.update({"prior_level": level, **overrides})
     assert parser.get_parsed_content("prior_max_epochs") == epochs
     assert parser.get_parsed_content("prior_schedule_epochs") == epochs  # the learning-rate schedule follows
+    assert parser.get_parsed_content("prior_batch_size") == batch
+    assert parser.get_parsed_content("prior_learning_rate") == rate
+    assert parser.get_parsed_content("prior").blocks[1].dropout.p == dropout
