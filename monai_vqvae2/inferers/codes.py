@@ -38,8 +38,9 @@ def extract_codes(
     """Encode every slice of ``dataset`` to code indices and store them at ``output_path`` (``.npz``).
 
     The network runs in evaluation mode with ``index_quantize``, which never changes the codebooks. The write is
-    atomic; when ``output_path`` already holds codes of the same checkpoint (by SHA-256) and the same number of
-    slices, nothing is recomputed, so a rerun of an interrupted pipeline continues where it stopped.
+    atomic; when ``output_path`` already holds codes of the same checkpoint (by SHA-256), the same number of slices
+    and (for a :class:`~monai_vqvae2.data.SliceDataset`) the same preprocessing, nothing is recomputed, so a rerun
+    of an interrupted pipeline continues where it stopped.
 
     Under ``torch.distributed`` (e.g. ``torchrun``) the call is collective: every rank must make it. Rank 0 alone
     encodes and writes the file while the other ranks wait for it, then every rank returns the path, so all of them
@@ -97,6 +98,9 @@ def _extract_codes(
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "checkpoint_sha256": file_digest(checkpoint) if checkpoint is not None else None,
     }
+    preprocessing = getattr(dataset, "preprocessing", None)  # a SliceDataset knows how its slices were made
+    if preprocessing is not None:
+        settings["preprocessing"] = preprocessing.to_dict()
     if checkpoint is not None and output_path.is_file() and read_code_settings(output_path) == settings:
         logger.info("Reusing the codes in %s (same checkpoint, same %d slices).", output_path, len(dataset))
         return output_path

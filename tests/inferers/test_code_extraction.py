@@ -11,9 +11,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from monai.data import Dataset
 
-from monai_vqvae2.data import CodeDataset
+from monai_vqvae2.data import CodeDataset, make_slice_dataset
 from monai_vqvae2.inferers import extract_codes
 from monai_vqvae2.networks import VQVAE2
+from tests.data.conftest import known_volume, write_nifti
 
 TINY = {"channels": 8, "num_res_layers": 1, "num_res_channels": 4, "num_embeddings": 16, "embedding_dim": 4}
 
@@ -127,3 +128,21 @@ def test_the_old_import_path_gives_the_same_function():
     import monai_vqvae2.data
 
     assert monai_vqvae2.data.extract_codes is extract_codes
+
+
+def test_codes_of_slices_made_another_way_are_extracted_again(tmp_path):
+    volume = [{"image": str(write_nifti(tmp_path / "v.nii.gz", known_volume())), "subject": "s"}]
+    network = VQVAE2(2, 1, 1, **TINY).eval()
+    checkpoint = tmp_path / "model.pt"
+    torch.save(network.state_dict(), checkpoint)
+    first = make_slice_dataset(volume, image_size=32, crop_margin=0)
+    path = extract_codes(network, first, tmp_path / "codes.npz", checkpoint=checkpoint)
+    assert CodeDataset(path).settings["preprocessing"] == first.preprocessing.to_dict()
+    stamp = path.stat().st_mtime_ns
+    extract_codes(network, make_slice_dataset(volume, image_size=32, crop_margin=0), path, checkpoint=checkpoint)
+    assert path.stat().st_mtime_ns == stamp
+    other = make_slice_dataset(volume, image_size=32, crop_margin=1)  # as many slices, made another way
+    assert len(other) == len(first)
+    extract_codes(network, other, path, checkpoint=checkpoint)
+    assert path.stat().st_mtime_ns != stamp
+    assert CodeDataset(path).settings["preprocessing"]["crop_margin"] == 1
