@@ -1,6 +1,11 @@
-"""Shared pieces of the in-process tests: one torch thread, and a tiny sampler over 32x32 slices."""
+"""Shared pieces of the in-process tests: one torch thread, a tiny sampler over 32x32 slices, and a fresh
+interpreter for import checks."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +14,7 @@ from monai_vqvae2.inferers import HierarchicalSampler
 from monai_vqvae2.networks import VQVAE2, prior_for_level
 
 TINY_SHAPE = (32, 32)  # top codes 4 x 4, bottom codes 8 x 8
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -47,3 +53,12 @@ def tiny_sampler(num_scalars: int = 1, num_classes: int = 0, seed: int = 0) -> H
         for level in (0, 1)
     ]
     return HierarchicalSampler(vqvae, priors, TINY_SHAPE)
+
+
+def assert_runs_in_a_fresh_interpreter(code: str) -> None:
+    """Run ``code`` in a new Python process from the repository root (nothing imported yet) and fail with its
+    stderr unless it exits cleanly: for checks of what an import loads."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import monai_vqvae2.apps
 import monai_vqvae2.data
+from tests.tiny import assert_runs_in_a_fresh_interpreter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +60,4 @@ def test_data_does_not_import_apps():
         "assert discover_dataset is monai_vqvae2.apps.discover_dataset\n"
         "assert 'nilearn' not in sys.modules  # only the demo data needs it, and only when it builds sessions\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
+    assert_runs_in_a_fresh_interpreter(code)

@@ -3,13 +3,12 @@ imported lazily from :mod:`monai_vqvae2.synthetic`), and those packages, below i
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import monai_vqvae2.data
 import monai_vqvae2.inferers
 import monai_vqvae2.synthetic
+from tests.tiny import assert_runs_in_a_fresh_interpreter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,7 +54,4 @@ def test_data_and_inferers_do_not_import_synthetic():
         "monai_vqvae2.data.SyntheticSliceDataset\n"
         "assert 'monai_vqvae2.synthetic' in sys.modules\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
+    assert_runs_in_a_fresh_interpreter(code)

@@ -4,8 +4,6 @@ and the errors theirs (``monai_vqvae2.data.errors``); :mod:`monai_vqvae2.transfo
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import monai_vqvae2.data
@@ -13,6 +11,7 @@ import monai_vqvae2.data.errors
 import monai_vqvae2.data.transforms
 import monai_vqvae2.transforms
 import monai_vqvae2.transforms.errors
+from tests.tiny import assert_runs_in_a_fresh_interpreter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,7 +67,4 @@ def test_transforms_do_not_import_data():
         "import monai_vqvae2.data.transforms\n"
         "assert monai_vqvae2.data.transforms.volume_transforms is monai_vqvae2.transforms.volume_transforms\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
+    assert_runs_in_a_fresh_interpreter(code)
