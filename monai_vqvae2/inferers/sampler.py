@@ -296,19 +296,20 @@ class HierarchicalSampler:
         top_k: int | None,
         method: str,
     ) -> torch.Tensor:
-        """Codes ``(B, H, W)`` of one level; ``uniforms`` is ``(B, H * W)`` in raster order."""
-        height, width = shape
+        """Codes ``(B, *shape)`` of one level (a map or a volume); ``uniforms`` is ``(B, prod(shape))`` in raster
+        order. A volume's rows are numbered through its slices (``d * H + h``)."""
+        *outer, width = shape
+        num_rows = math.prod(outer)
         batch = uniforms.shape[0]
-        indices = torch.zeros((batch, height, width), dtype=torch.long, device=uniforms.device)
+        indices = torch.zeros((batch, *shape), dtype=torch.long, device=uniforms.device)
+        flat = indices.view(batch, -1)
         if method == "naive":
-            for row in range(height):
-                for column in range(width):
-                    logits = prior(indices, condition, labels, scalars)[:, :, row, column]
-                    indices[:, row, column] = _choose(logits, uniforms[:, row * width + column], temperature, top_k)
+            for position in range(num_rows * width):
+                logits = prior(indices, condition, labels, scalars).flatten(2)[:, :, position]
+                flat[:, position] = _choose(logits, uniforms[:, position], temperature, top_k)
             return indices
         state = prior.incremental_state(batch, shape, condition, labels, scalars)
-        flat = indices.view(batch, -1)
-        for row in range(height):
+        for row in range(num_rows):
             state.begin_row(row)
             for column in range(width):
                 position = row * width + column

@@ -1,8 +1,8 @@
-"""Gated PixelCNN prior over VQ-VAE-2 code maps, with optional causal self-attention and conditioning.
+"""Gated PixelCNN prior over VQ-VAE-2 code maps and code volumes, with optional causal self-attention and conditioning.
 
-The network and its incremental (cached) evaluation live side by side so that the two stay in step: every tensor the
-incremental state computes for one position is the same formula, on the same weights, as the full forward pass. The
-layers both use are in :mod:`monai_vqvae2.networks.pixelcnn_blocks`.
+Its incremental (cached) evaluation is in :mod:`monai_vqvae2.networks.pixelcnn_incremental`: every tensor it computes
+for one position is the same formula, on the same weights, as the full forward pass here. The layers both use are in
+:mod:`monai_vqvae2.networks.pixelcnn_blocks`.
 """
 
 from __future__ import annotations
@@ -11,16 +11,18 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from monai.networks.layers import Conv
 from torch import nn
 
 from monai_vqvae2.networks.pixelcnn_blocks import (
+    DepthCausalStack,
     GatedMaskedBlock,
     RasterCausalSelfAttention,
-    gated_activation,
     position_encoding,
     principal_components,
     scalar_encoding,
 )
+from monai_vqvae2.networks.pixelcnn_incremental import PixelCNNIncrementalState, PixelCNNVolumeIncrementalState
 
 __all__ = ["PixelCNNIncrementalState", "PixelCNNPrior"]
 
@@ -48,11 +50,19 @@ class PixelCNNPrior(nn.Module):
           the map it is (the last row from any other, the centre from the border), which matters for aligned images
           such as brain slices (the coordinate "background" channels of PixelSNAIL serve the same purpose).
 
-    Only ``spatial_dims=2`` is implemented. :class:`PixelCNNIncrementalState` evaluates the same network one position
-    at a time with cached activations, for fast sampling (see :class:`monai_vqvae2.inferers.HierarchicalSampler`).
+    Volumes (``spatial_dims=3``, a ``(D, H, W)`` code volume in raster order: slice by slice): the 2D stacks above run
+    over every slice, and a depth stack (:class:`~monai_vqvae2.networks.pixelcnn_blocks.DepthCausalStack`, the vertical
+    stack one dimension up, ``num_layers`` gated 3D convolutions) adds to the spatial condition of slice ``d`` what
+    slices ``d - nL .. d - 1`` hold (in-plane within ``nL``; the 2D stacks then widen that further). Attention, where
+    used, attends within the slice. The coarser level's codes and the position encoding are three-dimensional.
+
+    :class:`~monai_vqvae2.networks.pixelcnn_incremental.PixelCNNIncrementalState` (2D) and
+    :class:`~monai_vqvae2.networks.pixelcnn_incremental.PixelCNNVolumeIncrementalState` (3D) evaluate the same network
+    one position at a time with cached activations, for fast sampling (see
+    :class:`monai_vqvae2.inferers.HierarchicalSampler`).
 
     Args:
-        spatial_dims: must be 2.
+        spatial_dims: 2 for code maps ``(B, H, W)``, 3 for code volumes ``(B, D, H, W)``.
         num_embeddings: number of codes ``K`` of the modelled level (the output classes).
         channels: hidden width ``C`` of both stacks.
         num_layers: number of gated blocks (the first one is of type 'A').
@@ -64,14 +74,13 @@ class PixelCNNPrior(nn.Module):
         condition_upsample: integer factor from the condition's size to this level's size.
         num_classes: number of class labels for global conditioning; 0 disables.
         num_scalars: number of scalar conditions (e.g. 1 for the slice position); 0 disables.
-        position_frequencies: frequencies ``F`` of the position encoding (:func:`position_encoding`, ``4F``
-            features); 0 disables.
+        position_frequencies: frequencies ``F`` of the position encoding (:func:`position_encoding`, ``2F`` features
+            per axis); 0 disables.
         scalar_frequencies: frequencies ``F`` at which each scalar condition is also given as sines and cosines
             (:func:`scalar_encoding`); 0 passes the scalars as they are.
 
     Raises:
-        NotImplementedError: ``spatial_dims == 3``.
-        ValueError: any other invalid argument.
+        ValueError: an invalid argument.
 
     Example::
 
@@ -101,12 +110,8 @@ class PixelCNNPrior(nn.Module):
         scalar_frequencies: int = 0,
     ) -> None:
         super().__init__()
-        if spatial_dims == 3:
-            raise NotImplementedError(
-                "PixelCNNPrior supports `spatial_dims=2` only; 3D code maps (a depth stack) are not implemented."
-            )
-        if spatial_dims != 2:
-            raise ValueError(f"`spatial_dims` must be 2, got {spatial_dims}.")
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"`spatial_dims` must be 2 (code maps) or 3 (code volumes), got {spatial_dims!r}.")
         for name, value, minimum in (
             ("num_embeddings", num_embeddings, 1),
             ("channels", channels, 1),
@@ -150,19 +155,23 @@ class PixelCNNPrior(nn.Module):
         self.position_frequencies = position_frequencies
         self.scalar_frequencies = scalar_frequencies
 
-        spatial = condition_num_embeddings is not None or position_frequencies > 0
+        spatial = condition_num_embeddings is not None or position_frequencies > 0 or spatial_dims == 3
         global_ = num_classes > 0 or num_scalars > 0
+        conv = Conv[Conv.CONV, spatial_dims]
         self.embedding = nn.Embedding(num_embeddings, channels)
         conditioned = condition_num_embeddings is not None
         self.condition_embedding = nn.Embedding(condition_num_embeddings, channels) if conditioned else None
-        self.condition_conv = nn.Conv2d(channels, channels, 3, padding=1) if conditioned else None
+        self.condition_conv = conv(channels, channels, 3, padding=1) if conditioned else None
         # a map of codes of aligned images depends on where in the map a code sits (background at the border, the
         # midline in the middle), which the convolutions and attention cannot see: give every position its coordinates
         self.position_projection = (
-            nn.Sequential(nn.Conv2d(4 * position_frequencies, channels, 1), nn.ELU(), nn.Conv2d(channels, channels, 1))
+            nn.Sequential(
+                conv(2 * spatial_dims * position_frequencies, channels, 1), nn.ELU(), conv(channels, channels, 1)
+            )
             if position_frequencies
             else None
         )
+        self.depth_stack = DepthCausalStack(channels, kernel_size, num_layers, dropout) if spatial_dims == 3 else None
         self.label_embedding = nn.Embedding(num_classes, channels) if num_classes else None
         self.scalar_projection = (
             nn.Sequential(
@@ -301,13 +310,14 @@ class PixelCNNPrior(nn.Module):
         labels: torch.Tensor | None,
         scalars: torch.Tensor | None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Spatial ``(B, C, H, W)`` and global ``(B, C)`` conditioning features (``None`` where unused)."""
+        """Spatial ``(B, C, *spatial_shape)`` and global ``(B, C)`` conditioning features (``None`` where unused); a
+        volume prior's depth stack, which depends on the codes themselves, is not part of them."""
         spatial = None
         if self.condition_embedding is not None and condition is not None:
-            embedded = self.condition_embedding(condition.long()).permute(0, 3, 1, 2)
+            embedded = self.condition_embedding(condition.long()).movedim(-1, 1)
             spatial = F.elu(self.condition_conv(embedded))
-            factor = self.condition_upsample
-            spatial = spatial.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)
+            for dim in range(2, 2 + self.spatial_dims):
+                spatial = spatial.repeat_interleave(self.condition_upsample, dim=dim)
         if self.position_projection is not None:
             weight = self.position_projection[0].weight
             encoded = self.position_projection(position_encoding(spatial_shape, self.position_frequencies, weight))
@@ -333,33 +343,43 @@ class PixelCNNPrior(nn.Module):
         """Logits of every position's code given the codes before it in raster order.
 
         Args:
-            indices: code map ``(B, H, W)``, integers in ``[0, num_embeddings)``.
-            condition: coarser level's code map ``(B, H / condition_upsample, W / condition_upsample)``; required
-                exactly when the prior was built with ``condition_num_embeddings``.
+            indices: code map ``(B, H, W)`` (or volume ``(B, D, H, W)`` for ``spatial_dims=3``), integers in
+                ``[0, num_embeddings)``.
+            condition: coarser level's codes, every spatial size divided by ``condition_upsample``; required exactly
+                when the prior was built with ``condition_num_embeddings``.
             labels: class labels ``(B,)``; required exactly when ``num_classes > 0``.
             scalars: scalar conditions ``(B, num_scalars)``; required exactly when ``num_scalars > 0``.
 
         Returns:
-            logits ``(B, num_embeddings, H, W)``.
+            logits ``(B, num_embeddings, *spatial)``.
 
         Raises:
             ValueError: wrong shape, dtype or range of ``indices`` or of a condition, or a missing/unexpected condition.
         """
-        if not isinstance(indices, torch.Tensor) or indices.ndim != 3:
+        if not isinstance(indices, torch.Tensor) or indices.ndim != 1 + self.spatial_dims:
             shape = tuple(indices.shape) if isinstance(indices, torch.Tensor) else type(indices).__name__
-            raise ValueError(f"`indices` must be a code map of shape (B, H, W), got {shape}.")
+            expected = "a code map of shape (B, H, W)" if self.spatial_dims == 2 else "a code volume (B, D, H, W)"
+            raise ValueError(f"`indices` must be {expected}, got {shape}.")
         batch_size, *spatial_shape = indices.shape
         if not torch.compiler.is_compiling():  # value checks read tensors back, which would split a compiled graph
             self._check_index_range(indices, self.num_embeddings, "indices")
             self.check_conditions(batch_size, spatial_shape, condition, labels, scalars)
         spatial, global_ = self.condition_features(spatial_shape, condition, labels, scalars)
-        embedded = self.embedding(indices.long()).permute(0, 3, 1, 2)
+        embedded = self.embedding(indices.long()).movedim(-1, 1)
+        if self.depth_stack is not None:  # a volume: its slices become a batch of maps, conditioned on the ones before
+            depth_features = self.depth_stack(embedded)
+            spatial = depth_features if spatial is None else spatial + depth_features
+            embedded, spatial = _slices(embedded), _slices(spatial)
+            global_ = None if global_ is None else global_.repeat_interleave(spatial_shape[0], dim=0)
         vertical, horizontal = embedded, embedded
         for index, block in enumerate(self.blocks):
             vertical, horizontal = block(vertical, horizontal, block.condition_bias(spatial, global_))
             if str(index) in self.attentions:
                 horizontal = self.attentions[str(index)](horizontal, embedded)
-        return self.output(horizontal)
+        logits = self.output(horizontal)
+        if self.depth_stack is not None:
+            logits = logits.view(batch_size, spatial_shape[0], *logits.shape[1:]).transpose(1, 2)
+        return logits
 
     def incremental_state(
         self,
@@ -368,163 +388,16 @@ class PixelCNNPrior(nn.Module):
         condition: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         scalars: torch.Tensor | None = None,
-    ) -> PixelCNNIncrementalState:
-        """A :class:`PixelCNNIncrementalState` for generating a ``(batch_size, *spatial_shape)`` map position by
-        position (call in eval mode, under ``torch.no_grad()``)."""
-        return PixelCNNIncrementalState(self, batch_size, spatial_shape, condition, labels, scalars)
+    ) -> PixelCNNIncrementalState | PixelCNNVolumeIncrementalState:
+        """A :class:`~monai_vqvae2.networks.pixelcnn_incremental.PixelCNNIncrementalState` (``spatial_dims=2``) or
+        :class:`~monai_vqvae2.networks.pixelcnn_incremental.PixelCNNVolumeIncrementalState` (3) for generating a
+        ``(batch_size, *spatial_shape)`` code map or volume position by position (call in eval mode, under
+        ``torch.no_grad()``)."""
+        state = PixelCNNIncrementalState if self.spatial_dims == 2 else PixelCNNVolumeIncrementalState
+        return state(self, batch_size, spatial_shape, condition, labels, scalars)
 
 
-class PixelCNNIncrementalState:
-    """Cached, position-by-position evaluation of a :class:`PixelCNNPrior` (in the spirit of Fast PixelCNN++,
-    Ramachandran et al. 2017, https://arxiv.org/abs/1704.06001).
-
-    The vertical stack at row ``i`` depends only on rows above, so :meth:`begin_row` computes it for row ``i`` alone
-    from cached rows of every layer (a ``1 × W`` output per layer). :meth:`logits` then runs the horizontal stack,
-    attention and output head for one position from cached left neighbours, attention keys/values of all earlier
-    positions, and the row's vertical-to-horizontal features. Conditioning is computed once in the constructor.
-    :meth:`commit` stores the chosen code. Gives the same logits as :meth:`PixelCNNPrior.forward` up to floating-point
-    summation order. Usage, in raster order::
-
-        state = prior.incremental_state(batch_size, (H, W), condition=indices_top)
-        for row in range(H):
-            state.begin_row(row)
-            for column in range(W):
-                logits = state.logits(column)  # (B, K)
-                state.commit(column, choose(logits))
-
-    Args:
-        prior: the network (its current weights, dtype and device are used; put it in eval mode).
-        batch_size: number of maps generated together.
-        spatial_shape: ``(H, W)`` of the map.
-        condition: as in :meth:`PixelCNNPrior.forward`.
-        labels: as in :meth:`PixelCNNPrior.forward`.
-        scalars: as in :meth:`PixelCNNPrior.forward`.
-
-    Raises:
-        ValueError: invalid shape or conditions (see :meth:`PixelCNNPrior.check_conditions`).
-    """
-
-    def __init__(
-        self,
-        prior: PixelCNNPrior,
-        batch_size: int,
-        spatial_shape: Sequence[int],
-        condition: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        scalars: torch.Tensor | None = None,
-    ) -> None:
-        spatial_shape = tuple(int(s) for s in spatial_shape)
-        if len(spatial_shape) != 2 or min(spatial_shape) < 1:
-            raise ValueError(f"`spatial_shape` must be (H, W) with positive sizes, got {spatial_shape}.")
-        if batch_size < 1:
-            raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
-        prior.check_conditions(batch_size, spatial_shape, condition, labels, scalars)
-        self.prior = prior
-        self.batch_size = batch_size
-        self.height, self.width = spatial_shape
-        self.row = -1
-        half = prior.kernel_size // 2
-        self.half = half
-        channels = prior.channels
-        weight = prior.embedding.weight
-        options = {"dtype": weight.dtype, "device": weight.device}
-        height, width = spatial_shape
-
-        spatial, global_ = prior.condition_features(spatial_shape, condition, labels, scalars)
-        self.spatial = spatial is not None
-        self.biases = [block.condition_bias(spatial, global_) for block in prior.blocks]
-        # padded maps (data at [half + i, half + j]) of the code embedding and of each block's vertical output
-        self.embedded = torch.zeros(batch_size, channels, height + half, width + 2 * half, **options)
-        self.vertical = [torch.zeros_like(self.embedded) for _ in prior.blocks]
-        # current row, channels last (data at [:, half + j]): code embedding and each layer's horizontal output
-        self.embedded_row = torch.zeros(batch_size, width + half, channels, **options)
-        self.rows = [torch.zeros_like(self.embedded_row) for _ in prior.blocks]
-        self.row_features: list[torch.Tensor] = [self.embedded_row] * len(prior.blocks)  # set by begin_row
-        # per-position weights of the horizontal convolutions, laid out to match a (B, kernel, C) slice
-        self.horizontal_weights = [
-            block.horizontal.weight.squeeze(2).permute(0, 2, 1).reshape(2 * channels, -1) for block in prior.blocks
-        ]
-        self.horizontal_out_weights = [block.horizontal_out.weight.flatten(1) for block in prior.blocks]
-        self.attention_layers = {int(key): module for key, module in prior.attentions.items()}
-        length = height * width
-        self.keys: dict[int, torch.Tensor] = {}
-        self.values: dict[int, torch.Tensor] = {}
-        self.attention_inputs: dict[int, torch.Tensor] = {}
-        for index, attention in self.attention_layers.items():
-            shape = (batch_size, attention.num_heads, length + 1, attention.head_dim)
-            self.keys[index] = torch.zeros(shape, **options)
-            self.values[index] = torch.zeros(shape, **options)
-            null_key, null_value = attention.null_key_value.chunk(2)
-            self.keys[index][:, :, 0] = null_key.view(attention.num_heads, attention.head_dim)
-            self.values[index][:, :, 0] = null_value.view(attention.num_heads, attention.head_dim)
-        output = prior.output
-        self.output_weights = (output[1].weight.flatten(1), output[1].bias, output[3].weight.flatten(1), output[3].bias)
-
-    def begin_row(self, row: int) -> None:
-        """Compute every layer's vertical stack for ``row``; all rows above must be committed."""
-        half, width = self.half, self.width
-        self.row = row
-        for index, block in enumerate(self.prior.blocks):
-            if block.first:
-                source = self.embedded[:, :, row : row + half]  # code rows row - half .. row - 1
-            else:
-                source = self.vertical[index - 1][:, :, row : row + half + 1]  # rows row - half .. row
-            features = block.vertical(source)  # (B, 2C, 1, W)
-            bias = self.biases[index]
-            if bias is not None:
-                bias = bias[:, :, row : row + 1] if self.spatial else bias
-                features = features + bias
-            to_horizontal = block.vertical_to_horizontal(features)
-            if bias is not None:
-                to_horizontal = to_horizontal + bias
-            self.row_features[index] = to_horizontal[:, :, 0].transpose(1, 2).contiguous()  # (B, W, 2C)
-            out = gated_activation(features, 1)
-            if not block.first:
-                out = out + self.vertical[index - 1][:, :, half + row : half + row + 1, half : half + width]
-            self.vertical[index][:, :, half + row : half + row + 1, half : half + width] = out
-
-    def logits(self, column: int) -> torch.Tensor:
-        """Logits ``(B, num_embeddings)`` of position ``(row, column)``; every earlier position must be committed."""
-        half, batch = self.half, self.batch_size
-        horizontal = self.embedded_row
-        for index, block in enumerate(self.prior.blocks):
-            if block.first:
-                window = horizontal[:, column : column + half]  # columns column - half .. column - 1
-            else:
-                window = horizontal[:, column : column + half + 1]  # columns column - half .. column
-            features = F.linear(window.reshape(batch, -1), self.horizontal_weights[index], block.horizontal.bias)
-            features = features + self.row_features[index][:, column]
-            out = F.linear(
-                gated_activation(features, -1), self.horizontal_out_weights[index], block.horizontal_out.bias
-            )
-            if not block.first:
-                out = out + horizontal[:, half + column]
-            if index in self.attention_layers:
-                self.attention_inputs[index] = out
-                out = self._attend(index, out, self.row * self.width + column)
-            self.rows[index][:, half + column] = out
-            horizontal = self.rows[index]
-        weight1, bias1, weight2, bias2 = self.output_weights
-        hidden = F.linear(F.elu(horizontal[:, half + column]), weight1, bias1)
-        return F.linear(F.elu(hidden), weight2, bias2)
-
-    def _attend(self, index: int, stream: torch.Tensor, position: int) -> torch.Tensor:
-        attention = self.attention_layers[index]
-        query = attention.query(stream).view(self.batch_size, attention.num_heads, 1, attention.head_dim)
-        keys = self.keys[index][:, :, : position + 1]  # the "nothing" slot and positions before `position`
-        scores = (query @ keys.transpose(-1, -2)) * attention.scale
-        attended = torch.softmax(scores, dim=-1) @ self.values[index][:, :, : position + 1]
-        return stream + attention.out(attended.reshape(self.batch_size, -1))
-
-    def commit(self, column: int, indices: torch.Tensor) -> None:
-        """Store the codes ``(B,)`` chosen for position ``(row, column)``."""
-        half = self.half
-        embedded = F.embedding(indices, self.prior.embedding.weight)  # (B, C)
-        self.embedded[:, :, half + self.row, half + column] = embedded
-        self.embedded_row[:, half + column] = embedded
-        position = self.row * self.width + column
-        for index, attention in self.attention_layers.items():
-            key_value = attention.key_value(torch.cat([self.attention_inputs[index], embedded], dim=-1))
-            key, value = key_value.chunk(2, dim=-1)
-            self.keys[index][:, :, position + 1] = key.view(self.batch_size, attention.num_heads, attention.head_dim)
-            self.values[index][:, :, position + 1] = value.view(self.batch_size, attention.num_heads, -1)
+def _slices(volume: torch.Tensor) -> torch.Tensor:
+    """``(B, C, D, H, W)`` as the batch of maps ``(B * D, C, H, W)``, slices of one volume consecutive."""
+    batch, channels, depth, height, width = volume.shape
+    return volume.transpose(1, 2).reshape(batch * depth, channels, height, width)

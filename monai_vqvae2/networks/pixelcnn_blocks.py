@@ -1,5 +1,5 @@
-"""The layers of the gated PixelCNN prior: gated masked convolution blocks, causal self-attention in raster order,
-and the sine/cosine encodings of code positions and global scalars.
+"""The layers of the gated PixelCNN prior: gated masked convolution blocks, the depth stack of volume priors, causal
+self-attention in raster order, and the sine/cosine encodings of code positions and global scalars.
 
 :class:`~monai_vqvae2.networks.PixelCNNPrior` stacks them, and its incremental state re-evaluates them one position at
 a time from the same weights (:mod:`monai_vqvae2.networks.pixelcnn`).
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "DepthCausalStack",
     "GatedMaskedBlock",
     "RasterCausalSelfAttention",
     "gated_activation",
@@ -31,16 +32,16 @@ def gated_activation(features: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def position_encoding(spatial_shape: Sequence[int], frequencies: int, like: torch.Tensor) -> torch.Tensor:
-    """Sines and cosines of the normalised coordinates of every position of a ``(H, W)`` map.
+    """Sines and cosines of the normalised coordinates of every position of a ``(H, W)`` or ``(D, H, W)`` map.
 
     Args:
-        spatial_shape: ``(H, W)``.
+        spatial_shape: ``(H, W)`` or ``(D, H, W)``.
         frequencies: ``F``; axis coordinates ``c`` in (-1, 1) (cell centres) give ``sin(2^k pi c)``, ``cos(2^k pi c)``
             for ``k = 0 .. F - 1``.
         like: a tensor whose dtype and device the encoding takes.
 
     Returns:
-        ``(1, 4F, H, W)``: row features, then column features.
+        ``(1, 2F * N, *spatial_shape)`` for ``N`` axes: the first axis's features, then the next axis's.
     """
     axes = []
     for axis, size in enumerate(spatial_shape):
@@ -49,7 +50,7 @@ def position_encoding(spatial_shape: Sequence[int], frequencies: int, like: torc
             centres[None] * (math.pi * 2.0 ** torch.arange(frequencies, dtype=like.dtype, device=like.device))[:, None]
         )
         features = torch.cat([torch.sin(angles), torch.cos(angles)])  # (2F, size)
-        shape = [1, 2 * frequencies, 1, 1]
+        shape = [1, 2 * frequencies] + [1] * len(spatial_shape)
         shape[2 + axis] = size
         axes.append(features.view(shape).expand(1, 2 * frequencies, *spatial_shape))
     return torch.cat(axes, dim=1)
@@ -168,6 +169,59 @@ class GatedMaskedBlock(nn.Module):
         if self.first:  # no residual: it would pass the current position's code through
             return vertical_out, horizontal_out
         return vertical + vertical_out, horizontal + horizontal_out
+
+
+class DepthCausalStack(nn.Module):
+    """The depth stack of a volume prior: the vertical stack of :class:`GatedMaskedBlock` taken one dimension up.
+
+    A PixelCNN over a ``(D, H, W)`` code volume in raster order runs its 2D stacks slice by slice; this stack gives
+    every position of slice ``d`` what the slices before it hold. Its output at slice ``d`` depends only on slices
+    ``d - nL .. d - 1`` (``n = kernel_size // 2``, ``L = num_layers``), at in-plane distance up to ``nL``, so it can
+    be added to the condition of every position of slice ``d`` without a blind spot. Like the vertical stack, the first
+    layer's kernel covers ``n`` earlier slices (the current one excluded) and later layers ``n + 1`` (their input at
+    slice ``d`` already excludes it); every layer is gated, and later layers are residual.
+
+    Args:
+        channels: width of the stack (the code embedding's).
+        kernel_size: odd in-plane kernel size; the depth kernel is ``kernel_size // 2`` (``+ 1`` after the first layer).
+        num_layers: gated 3D convolution layers.
+        dropout: dropout of the gated outputs.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, num_layers: int, dropout: float) -> None:
+        super().__init__()
+        half = kernel_size // 2
+        self.half = half
+        self.convs = nn.ModuleList(
+            nn.Conv3d(channels, 2 * channels, (half + (index > 0), kernel_size, kernel_size), padding=(0, half, half))
+            for index in range(num_layers)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def layer(self, index: int, window: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+        """Output of layer ``index`` at the slices its depth ``window`` ends before (first layer) or at (later ones).
+
+        Args:
+            index: layer index.
+            window: ``(B, C, S, H, W)`` consecutive input slices: the code embedding for layer 0 (its output at
+                slice ``d`` reads slices ``d - n .. d - 1``), the previous layer's output after it (``d - n .. d``).
+            residual: the previous layer's output at the output slices; ``None`` for the first layer.
+
+        Returns:
+            ``(B, C, S - n + 1, H, W)`` for the first layer, ``(B, C, S - n, H, W)`` for later ones.
+        """
+        out = self.dropout(gated_activation(self.convs[index](window), 1))
+        return out if residual is None else out + residual
+
+    def forward(self, embedded: torch.Tensor) -> torch.Tensor:
+        """Depth features ``(B, C, D, H, W)`` of the embedded code volume ``(B, C, D, H, W)``: slice ``d`` of the result
+        depends on slices before ``d`` only."""
+        depth = embedded.shape[2]
+        shift = (0, 0, 0, 0, self.half, 0)  # zero slices before the first one
+        features = self.layer(0, F.pad(embedded, shift), None)[:, :, :depth]
+        for index in range(1, len(self.convs)):
+            features = self.layer(index, F.pad(features, shift), features)
+        return features
 
 
 class RasterCausalSelfAttention(nn.Module):

@@ -155,8 +155,7 @@ def test_global_conditions_change_logits():
 @pytest.mark.parametrize(
     "kwargs,error,match",
     [
-        ({"spatial_dims": 3}, NotImplementedError, "spatial_dims=2"),
-        ({"spatial_dims": 1}, ValueError, "`spatial_dims` must be 2, got 1"),
+        ({"spatial_dims": 1}, ValueError, r"`spatial_dims` must be 2 \(code maps\) or 3 \(code volumes\), got 1"),
         ({"kernel_size": 4}, ValueError, "`kernel_size` must be an odd integer >= 3, got 4"),
         ({"num_layers": 0}, ValueError, "`num_layers` must be an integer >= 1, got 0"),
         ({"attention_every": 1, "num_heads": 3}, ValueError, r"`num_heads` \(3\) must divide `channels` \(16\)"),
