@@ -34,6 +34,7 @@ from monai_vqvae2.data.splits import (
     save_split,
     split_by_subject,
 )
+from monai_vqvae2.data.volumes import make_volume_dataset
 from monai_vqvae2.moved import moved_names
 from monai_vqvae2.transforms import (
     MAX_VOXELS,
@@ -67,6 +68,7 @@ __all__ = [
     "check_outside_dataset",
     "load_split",
     "make_slice_dataset",
+    "make_volume_dataset",
     "png_slice_transforms",
     "save_split",
     "split_by_subject",

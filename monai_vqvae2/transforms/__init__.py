@@ -1,5 +1,6 @@
-"""Transforms: the run's slice preprocessing settings, the file checks, the dictionary transforms MONAI lacks, and the chains that turn brain volumes
-(NIfTI / Analyze 7.5) and PNG slices into 2D training slices.
+"""Transforms: the run's slice preprocessing settings, the file checks, the dictionary transforms MONAI lacks, and the
+chains that turn brain volumes (NIfTI / Analyze 7.5) and PNG slices into 2D training slices, or volumes into whole
+volumes on one fixed grid.
 
 - :mod:`~monai_vqvae2.transforms.settings`: :class:`SlicePreprocessing`, the one frozen value of the ten
   preprocessing options (and their defaults) that every chain, dataset and bundle stage reads;
@@ -7,7 +8,7 @@
 - :mod:`~monai_vqvae2.transforms.dictionary`: :class:`CheckImageFiled`, :class:`ValidateVolumed`,
   :class:`AssumeAnalyzeOrientationd`, :class:`ExtractAxialSlicesd`;
 - :mod:`~monai_vqvae2.transforms.pipelines`: :func:`volume_preprocessing`, :func:`volume_transforms`,
-  :func:`png_slice_transforms`;
+  :func:`png_slice_transforms`, :func:`whole_volume_transforms` (and its grid, :func:`volume_grid`);
 - :mod:`~monai_vqvae2.transforms.errors`: :class:`~monai_vqvae2.transforms.errors.InvalidImageError`, raised for
   every problem of an input file.
 """
@@ -21,7 +22,13 @@ from monai_vqvae2.transforms.dictionary import (
     ExtractAxialSlicesd,
     ValidateVolumed,
 )
-from monai_vqvae2.transforms.pipelines import png_slice_transforms, volume_preprocessing, volume_transforms
+from monai_vqvae2.transforms.pipelines import (
+    png_slice_transforms,
+    volume_grid,
+    volume_preprocessing,
+    volume_transforms,
+    whole_volume_transforms,
+)
 from monai_vqvae2.transforms.settings import RESIZE_MODES, SlicePreprocessing, as_preprocessing
 
 __all__ = [
@@ -36,6 +43,8 @@ __all__ = [
     "check_image_file",
     "is_analyze_path",
     "png_slice_transforms",
+    "volume_grid",
     "volume_preprocessing",
     "volume_transforms",
+    "whole_volume_transforms",
 ]

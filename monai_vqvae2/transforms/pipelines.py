@@ -1,4 +1,5 @@
-"""The chains that turn 3D brain volumes (NIfTI / Analyze 7.5) and PNG slices into 2D training slices.
+"""The chains that turn 3D brain volumes (NIfTI / Analyze 7.5) and PNG slices into 2D training slices, and brain
+volumes into whole volumes on one fixed grid (for 3D models).
 
 The chains reuse MONAI wherever a transform exists (``LoadImaged`` with ``NibabelReader``, ``EnsureChannelFirstd``,
 ``Orientationd``, ``Spacingd``, ``ScaleIntensityRange``, ``CropForegroundd``, ``Rotate90d``, ``Resized``,
@@ -49,7 +50,14 @@ from monai_vqvae2.transforms.dictionary import (
 from monai_vqvae2.transforms.errors import as_invalid_image
 from monai_vqvae2.transforms.settings import RESIZE_MODES, SlicePreprocessing, as_preprocessing
 
-__all__ = ["RESIZE_MODES", "png_slice_transforms", "volume_preprocessing", "volume_transforms"]
+__all__ = [
+    "RESIZE_MODES",
+    "png_slice_transforms",
+    "volume_grid",
+    "volume_preprocessing",
+    "volume_transforms",
+    "whole_volume_transforms",
+]
 
 
 class _AboveThreshold:
@@ -95,9 +103,9 @@ def _to_grayscale(image: Any) -> Any:
     return image if image.mode in ("L", "I", "I;16", "F") else image.convert("L")
 
 
-def _slice_tail(image_key: str, size: tuple[int, int], resize_mode: str) -> list:
-    """Per-slice transforms shared by volumes and PNGs: fit into ``size`` and make a plain float32 tensor in
-    ``[0, 1]``."""
+def _slice_tail(image_key: str, size: tuple[int, ...], resize_mode: str) -> list:
+    """Per-slice transforms shared by volumes and PNGs (and by whole volumes): fit into ``size`` and make a plain
+    float32 tensor in ``[0, 1]``."""
     tail: list = []
     if resize_mode == "longest":
         tail += [
@@ -212,6 +220,68 @@ def volume_transforms(
         ),
         Rotate90d(image_key, k=DISPLAY_ROT90_K, spatial_axes=(0, 1)),  # slice_io.to_display, as a MONAI transform
         *_slice_tail(image_key, settings.image_size, settings.resize_mode),
+    ]
+    return _FileChain(steps, path_key=image_key)
+
+
+def volume_grid(
+    volume_size: int | Sequence[int], pixdim: float | Sequence[float] = 1.0
+) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
+    """The fixed grid of whole volumes, checked: ``(volume_size, pixdim)`` as three positive ints and three positive
+    voxel sizes in mm (an int or a float means the same value on every axis).
+
+    Raises:
+        ValueError: a size or voxel size that is not positive, or not one or three of them.
+    """
+    size = (volume_size,) * 3 if isinstance(volume_size, (int, np.integer)) else tuple(volume_size)
+    spacing = (pixdim,) * 3 if isinstance(pixdim, (int, float, np.number)) else tuple(pixdim)
+    if len(size) != 3 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in size):
+        raise ValueError(f"`volume_size` must be a positive int or three of them (X, Y, Z), got {volume_size!r}.")
+    if len(spacing) != 3 or not all(float(p) > 0 and np.isfinite(float(p)) for p in spacing):
+        raise ValueError(f"`pixdim` must be a positive voxel size in mm or three of them, got {pixdim!r}.")
+    return tuple(int(s) for s in size), tuple(float(p) for p in spacing)
+
+
+def whole_volume_transforms(
+    volume_size: int | Sequence[int] = (160, 192, 160),
+    pixdim: float | Sequence[float] = 1.0,
+    *,
+    preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
+    image_key: str = "image",
+    **options: Any,
+) -> Compose:
+    """The chain for 3D models: one dict ``{"image": path, ...}`` in, one whole volume ``(1, X, Y, Z)`` out, float32
+    in ``[0, 1]``, in RAS order on a fixed grid of ``volume_size`` voxels of ``pixdim`` mm.
+
+    Steps: :func:`volume_preprocessing` with ``Spacingd(pixdim)`` (load, check, orient to RAS, resample, percentile
+    scaling, crop to the brain with ``crop_margin``) → ``ResizeWithPadOrCropd(volume_size)`` (the brain centred, zero
+    padded; a brain larger than the grid loses its outer voxels symmetrically) → ``EnsureTyped``. Unlike the slice
+    chains nothing is rescaled: one voxel is ``pixdim`` mm in every volume, so the affine of a generated volume is
+    ``diag(pixdim)`` in RAS (:func:`monai_vqvae2.inferers.write_volume_samples`). The default grid, 160×192×160 at
+    1 mm, holds an adult brain whole and divides by 8 (a two-level VQ-VAE-2's total downsampling) and by 16.
+
+    Args:
+        volume_size: voxels ``(X, Y, Z)`` of the grid (an int for a cube).
+        pixdim: voxel size in mm (one for all axes, or three).
+        preprocessing: the run's :class:`~monai_vqvae2.transforms.SlicePreprocessing` (or a mapping of its fields);
+            ``None``: the defaults. Its ``foreground_threshold``, ``percentiles``, ``crop_margin``,
+            ``analyze_axcodes`` and ``max_voxels`` are used; its ``pixdim`` is replaced by this one.
+        image_key: key holding the file path, then the image.
+        options: fields of :class:`~monai_vqvae2.transforms.SlicePreprocessing` replacing those of
+            ``preprocessing``, e.g. ``crop_margin=0``.
+
+    Returns:
+        a MONAI ``Compose``; called on a file it raises :class:`InvalidImageError` naming the file for any problem.
+
+    Raises:
+        TypeError: an unknown option.
+        ValueError: bad option values, ``volume_size`` or ``pixdim``.
+    """
+    size, spacing = volume_grid(volume_size, pixdim)
+    settings = as_preprocessing(preprocessing, **{**options, "pixdim": spacing})
+    steps: list = [
+        *volume_preprocessing(settings, image_key=image_key).transforms,
+        *_slice_tail(image_key, size, resize_mode="pad"),
     ]
     return _FileChain(steps, path_key=image_key)
 
