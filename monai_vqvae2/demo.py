@@ -23,21 +23,28 @@ from typing import Any
 from monai_vqvae2.apps import check_demo_dependencies
 from monai_vqvae2.bundle import bundle_path
 from monai_vqvae2.io import atomic_write
-from monai_vqvae2.pipeline import format_summary, parse_override, run_pipeline
+from monai_vqvae2.pipeline import SLICE_STAGES, VOLUMES_OVERLAY, format_summary, parse_override, run_pipeline
 
 __all__ = ["export_figures", "run_demo"]
 
 STAGES = ("train", "evaluate", "inference", "codes", "prior_top", "prior_bottom", "sample", "quality")
 DEFAULT_STAGES = STAGES
+#: the stages of the whole-volume demo (``--volumes``)
+VOLUME_STAGES = tuple(stage for stage in STAGES if stage not in SLICE_STAGES)
 
 
 def run_demo(
     output_dir: str | Path = "outputs/demo",
     bundle_dir: str | Path | None = None,
-    stages: tuple[str, ...] = DEFAULT_STAGES,
+    stages: tuple[str, ...] | None = None,
+    volumes: bool = False,
     **overrides: Any,
 ) -> dict[str, Any]:
     """Run the demo stages and return the test-split metrics.
+
+    With ``volumes`` the demo generates whole volumes instead of slices: ``volumes.yaml`` and then
+    ``demo_volumes.yaml`` are layered over ``demo.yaml`` (64×64×64 volumes of 3 mm voxels, a 3D VQ-VAE-2, volume
+    priors), and the slice stages (``inference``, ``quality``) are left out.
 
     Args:
         output_dir: folder of every output (checkpoints, logs, metrics, figures, reconstructions).
@@ -45,17 +52,19 @@ def run_demo(
             (:func:`monai_vqvae2.bundle_path`).
         stages: which of ``"train"``, ``"evaluate"``, ``"inference"``, ``"codes"``, ``"prior_top"``,
             ``"prior_bottom"``, ``"sample"``, ``"quality"`` to run, in that order (``codes`` also runs whenever a
-            prior is trained).
+            prior is trained); ``None``: all of them (:data:`VOLUME_STAGES` with ``volumes``).
+        volumes: generate whole volumes (NIfTI volumes and their orthogonal mid-slices) instead of slices.
         overrides: config overrides for every stage (e.g. ``max_epochs=2``).
 
     Returns:
         the evaluation record written to ``<output_dir>/evaluation/metrics.json`` (empty if not evaluated).
 
     Raises:
-        ValueError: an unknown stage.
+        ValueError: an unknown stage, or a slice stage with ``volumes``.
         FileNotFoundError: ``bundle_dir`` has no ``configs/demo.yaml`` (the message names the folder looked at).
         ImportError: the demo data is used and nilearn (the optional ``demo`` extra) is not installed.
     """
+    stages = stages if stages is not None else (VOLUME_STAGES if volumes else DEFAULT_STAGES)
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise ValueError(f"Unknown stages {sorted(unknown)}; choose from {STAGES}.")
@@ -71,7 +80,7 @@ def run_demo(
     summary = run_pipeline(
         output_dir,
         stages=stages,
-        overlays=["demo.yaml"],
+        overlays=["demo.yaml", VOLUMES_OVERLAY, "demo_volumes.yaml"] if volumes else ["demo.yaml"],
         bundle_dir=bundle_dir,
         summary_name="demo_summary.json",
         progress=logging.getLogger("monai_vqvae2.demo").info,
@@ -122,7 +131,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="the bundle folder holding configs/ (default: the one installed with the package)",
     )
     parser.add_argument("--max_epochs", type=int, default=None, help="override the demo's number of epochs")
-    parser.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), choices=STAGES)
+    parser.add_argument("--stages", nargs="+", default=None, choices=STAGES, help="default: every stage of the demo")
+    parser.add_argument(
+        "--volumes", action="store_true", help="generate whole volumes (3D) instead of slices; no slice stages"
+    )
     parser.add_argument(
         "--override", action="append", type=parse_override, default=[], metavar="KEY=VALUE",
         help="a config value for every stage, e.g. image_size=64 or network_def#channels=16 (repeatable)",
@@ -134,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     overrides = dict(args.override)
     if args.max_epochs is not None:
         overrides["max_epochs"] = args.max_epochs
-    run_demo(args.output_dir, args.bundle_dir, tuple(args.stages), **overrides)
+    stages = tuple(args.stages) if args.stages else None
+    run_demo(args.output_dir, args.bundle_dir, stages, volumes=args.volumes, **overrides)
     summary = json.loads((Path(args.output_dir) / "demo_summary.json").read_text())
     print("\n" + format_summary(summary, args.output_dir))
     if args.figures_dir is not None:

@@ -214,16 +214,16 @@ def code_statistics(counts: torch.Tensor) -> dict[str, float]:
     return {"perplexity": perplexity(counts), "distinct": float((counts > 0).sum())}
 
 
-def ssim_metric_handler(output_transform=reconstruction_pair):
-    """The project's SSIM (MONAI ``SSIMMetric(spatial_dims=2, data_range=1.0)``) as an Ignite metric handler; the
-    key metric of every evaluation, used to select the best checkpoint."""
+def ssim_metric_handler(output_transform=reconstruction_pair, spatial_dims: int = 2):
+    """The project's SSIM (MONAI ``SSIMMetric(spatial_dims=2, data_range=1.0)``; 3D windows for volumes) as an Ignite
+    metric handler; the key metric of every evaluation, used to select the best checkpoint."""
     from monai.handlers import IgniteMetricHandler
     from monai.metrics import SSIMMetric
 
-    return IgniteMetricHandler(SSIMMetric(spatial_dims=2, data_range=1.0), output_transform=output_transform)
+    return IgniteMetricHandler(SSIMMetric(spatial_dims=spatial_dims, data_range=1.0), output_transform=output_transform)
 
 
-def evaluation_metric_handlers(image_size: int, with_references: bool = True) -> dict:
+def evaluation_metric_handlers(image_size: int | Sequence[int], with_references: bool = True) -> dict:
     """Every reconstruction metric but the key SSIM, as Ignite metric handlers keyed by the names reported in logs,
     TensorBoard and metrics JSON files:
 
@@ -232,7 +232,8 @@ def evaluation_metric_handlers(image_size: int, with_references: bool = True) ->
     (``reference_zeros_*``, ``reference_downsample4_*``).
 
     Args:
-        image_size: side of the 2D slices evaluated.
+        image_size: side of the square 2D slices evaluated, or the spatial shape of the images (two sizes for slices,
+            three for whole volumes, whose SSIMs then use 3D windows).
         with_references: add the trivial reference scores.
 
     Returns:
@@ -241,15 +242,17 @@ def evaluation_metric_handlers(image_size: int, with_references: bool = True) ->
     from monai.handlers import IgniteMetricHandler
     from monai.metrics import MultiScaleSSIMMetric, PSNRMetric
 
+    shape = (int(image_size),) * 2 if isinstance(image_size, (int, float)) else tuple(int(s) for s in image_size)
+    dims = len(shape)
     handlers = {
         "psnr": IgniteMetricHandler(PSNRMetric(max_val=1.0), output_transform=reconstruction_pair),
-        "brain_ssim": IgniteMetricHandler(MaskedSSIMMetric(), output_transform=reconstruction_pair),
+        "brain_ssim": IgniteMetricHandler(MaskedSSIMMetric(spatial_dims=dims), output_transform=reconstruction_pair),
         "brain_psnr": IgniteMetricHandler(MaskedPSNRMetric(), output_transform=reconstruction_pair),
     }
-    weights = ms_ssim_weights(image_size)
+    weights = ms_ssim_weights(min(shape))
     if weights is not None:
         handlers["ms_ssim"] = IgniteMetricHandler(
-            MultiScaleSSIMMetric(spatial_dims=2, data_range=1.0, weights=weights),
+            MultiScaleSSIMMetric(spatial_dims=dims, data_range=1.0, weights=weights),
             output_transform=clamped_reconstruction_pair,
         )
     if with_references:
@@ -257,9 +260,9 @@ def evaluation_metric_handlers(image_size: int, with_references: bool = True) ->
             ("zeros", ReferencePrediction("zeros")),
             ("downsample4", ReferencePrediction("downsample")),
         ):
-            handlers[f"reference_{name}_ssim"] = ssim_metric_handler(output_transform=reference)
+            handlers[f"reference_{name}_ssim"] = ssim_metric_handler(output_transform=reference, spatial_dims=dims)
             handlers[f"reference_{name}_brain_ssim"] = IgniteMetricHandler(
-                MaskedSSIMMetric(), output_transform=reference
+                MaskedSSIMMetric(spatial_dims=dims), output_transform=reference
             )
             handlers[f"reference_{name}_psnr"] = IgniteMetricHandler(
                 PSNRMetric(max_val=1.0), output_transform=reference

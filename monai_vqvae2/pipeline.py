@@ -7,6 +7,7 @@ Usage::
     python -m monai_vqvae2.pipeline --dataset_dir /data/oasis1 --output_dir runs/oasis1
     python -m monai_vqvae2.pipeline --dataset_dir /data/oasis1 --output_dir runs/oasis1 --stages sample quality \\
         --override num_samples=64 --override "slice_position=[0.5]"
+    python -m monai_vqvae2.pipeline --dataset_dir /data/oasis1 --output_dir runs/oasis1_3d --volumes
 
 Every output goes under ``output_dir`` (``split.json``, ``models/``, ``evaluation/``, ``samples/``, ``quality/``, ...)
 and ``pipeline_summary.json`` sums the run up; nothing is written under ``dataset_dir``.
@@ -29,13 +30,25 @@ from monai_vqvae2.bundle import bundle_path
 from monai_vqvae2.io import atomic_write_json
 from monai_vqvae2.networks import level_names
 
-__all__ = ["DEFAULT_STAGES", "STAGES", "format_summary", "run_pipeline"]
+__all__ = [
+    "DEFAULT_STAGES",
+    "SLICE_STAGES",
+    "STAGES",
+    "VOLUMES_OVERLAY",
+    "VOLUME_STAGES",
+    "format_summary",
+    "run_pipeline",
+]
 
 #: the stages in the order they run; ``codes`` encodes the train and validation slices for the priors (it also runs
 #: whenever a prior is trained), ``priors`` trains one prior per level, coarsest first
 STAGES = ("train", "evaluate", "inference", "codes", "priors", "sample", "quality")
 #: what a run on your own data does unless told otherwise (``inference`` reconstructs the test subjects' volumes)
 DEFAULT_STAGES = ("train", "evaluate", "codes", "priors", "sample", "quality")
+#: the overlay that makes every stage work on whole volumes, and the stages that only work on slices
+VOLUMES_OVERLAY = "volumes.yaml"
+SLICE_STAGES = ("inference", "quality")
+VOLUME_STAGES = tuple(stage for stage in DEFAULT_STAGES if stage not in SLICE_STAGES)
 STAGE_CONFIGS = {
     "train": "train_autoencoder.yaml",
     "evaluate": "evaluate.yaml",
@@ -70,7 +83,8 @@ def run_pipeline(
         stages: which of :data:`STAGES` to run (always in the order of :data:`STAGES`); ``prior_<level>`` (e.g.
             ``prior_top``) runs the prior of one level only. Training a prior also runs ``codes`` first (it reuses
             the code files while the autoencoder checkpoint and the slices are unchanged).
-        overlays: config files of the bundle layered over every stage config, e.g. ``["demo.yaml"]``.
+        overlays: config files of the bundle layered over every stage config, e.g. ``["demo.yaml"]``;
+            ``volumes.yaml`` (:data:`VOLUMES_OVERLAY`) makes the run one of whole volumes (:data:`VOLUME_STAGES`).
         bundle_dir: the bundle folder holding ``configs/``; default: the bundle installed with the package.
         summary_name: file name of the summary written to ``output_dir``.
         progress: called with one line when a stage starts and when it ends (default: the module's logger).
@@ -81,12 +95,17 @@ def run_pipeline(
         and the quality report's headline numbers (each part empty when its stage has not run).
 
     Raises:
-        ValueError: an unknown stage.
+        ValueError: an unknown stage, or a slice stage (:data:`SLICE_STAGES`) in a run of volumes.
         FileNotFoundError: ``bundle_dir`` holds no stage configs.
     """
     unknown = sorted(s for s in stages if s not in STAGES and not s.startswith("prior_"))
     if unknown:
         raise ValueError(f"Unknown stages {unknown}; choose from {list(STAGES)}.")
+    if VOLUMES_OVERLAY in overlays and set(stages) & set(SLICE_STAGES):
+        raise ValueError(
+            f"The stages {sorted(set(stages) & set(SLICE_STAGES))} work on slices; with {VOLUMES_OVERLAY} run "
+            f"{[s for s in STAGES if s not in SLICE_STAGES]}."
+        )
     config_dir = Path(bundle_dir if bundle_dir is not None else bundle_path()) / "configs"
     missing = [name for name in (*STAGE_CONFIGS.values(), *overlays) if not (config_dir / name).is_file()]
     if missing:
@@ -261,7 +280,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dataset_dir", required=True, help="your data folder (read, never written)")
     parser.add_argument("--dataset_kind", default="auto", help="auto, oasis1, oasis3, png, nifti or list")
     parser.add_argument("--output_dir", required=True, help="where every output of the run goes")
-    parser.add_argument("--stages", nargs="+", default=list(DEFAULT_STAGES), choices=STAGES)
+    parser.add_argument("--stages", nargs="+", default=None, choices=STAGES, help="default: every stage of the run")
+    parser.add_argument(
+        "--volumes", action="store_true", help=f"whole volumes instead of slices ({VOLUMES_OVERLAY}; no slice stages)"
+    )
     parser.add_argument("--bundle_dir", default=None, help="a bundle folder holding configs/ (default: installed)")
     parser.add_argument(
         "--override", action="append", type=parse_override, default=[], metavar="KEY=VALUE",
@@ -273,7 +295,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.output_dir,
         args.dataset_dir,
         args.dataset_kind,
-        stages=args.stages,
+        stages=args.stages or (VOLUME_STAGES if args.volumes else DEFAULT_STAGES),
+        overlays=[VOLUMES_OVERLAY] if args.volumes else [],
         bundle_dir=args.bundle_dir,
         progress=lambda line: print(line, flush=True),
         **dict(args.override),

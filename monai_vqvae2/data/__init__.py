@@ -34,7 +34,7 @@ from monai_vqvae2.data.splits import (
     save_split,
     split_by_subject,
 )
-from monai_vqvae2.data.volumes import make_volume_dataset
+from monai_vqvae2.data.volumes import SplitVolumeDatasets, make_volume_dataset
 from monai_vqvae2.moved import moved_names
 from monai_vqvae2.transforms import (
     MAX_VOXELS,
@@ -61,6 +61,7 @@ __all__ = [
     "InvalidImageError",
     "SliceDataset",
     "SplitSliceDatasets",
+    "SplitVolumeDatasets",
     "ValidateVolumed",
     "check_fractions",
     "check_image_file",

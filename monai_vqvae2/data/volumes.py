@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from monai.data.utils import pickle_hashing
 from monai_vqvae2.data.datasets import CACHE_MODES, _fingerprint, _normalise_items
 from monai_vqvae2.transforms import SlicePreprocessing, as_preprocessing, volume_grid, whole_volume_transforms
 
-__all__ = ["make_volume_dataset", "volume_cache_name"]
+__all__ = ["SplitVolumeDatasets", "make_volume_dataset", "volume_cache_name"]
 
 
 def volume_cache_name(volume_size: Sequence[int], pixdim: Sequence[float], preprocessing: SlicePreprocessing) -> str:
@@ -81,10 +81,60 @@ def make_volume_dataset(
         raise ValueError(f"`cache` must be one of {CACHE_MODES}, got {cache!r}.")
     chain = whole_volume_transforms(size, spacing, preprocessing=settings)
     if cache == "memory":
-        return CacheDataset(sources, chain, cache_rate=1.0, num_workers=num_workers, progress=False)
-    if cache == "disk":
+        dataset = CacheDataset(sources, chain, cache_rate=1.0, num_workers=num_workers, progress=False)
+    elif cache == "disk":
         if cache_dir is None:
             raise ValueError('`cache="disk"` needs a `cache_dir`.')
         folder = Path(cache_dir) / volume_cache_name(size, spacing, settings)
-        return PersistentDataset(sources, chain, cache_dir=folder, hash_func=_volume_cache_key)
-    return Dataset(sources, chain)
+        dataset = PersistentDataset(sources, chain, cache_dir=folder, hash_func=_volume_cache_key)
+    else:
+        dataset = Dataset(sources, chain)
+    # what the volumes are made with, read by code extraction (as a SliceDataset's ``preprocessing``)
+    dataset.preprocessing = settings
+    dataset.volume_grid = {"volume_size": list(size), "pixdim": list(spacing)}
+    return dataset
+
+
+class SplitVolumeDatasets(Mapping[str, Dataset]):
+    """The whole-volume datasets of a run's splits, all on one grid; each is built on first access, then kept. The
+    3D counterpart of :class:`~monai_vqvae2.data.SplitSliceDatasets`: ``bundle/configs/volumes.yaml`` puts it in
+    place of the slices, and the stages read it as they read slices (``@slices['train']``).
+
+    Args:
+        split: split name to items, e.g. from :func:`~monai_vqvae2.data.load_split`.
+        volume_size: as :func:`make_volume_dataset`.
+        pixdim: as :func:`make_volume_dataset`.
+        preprocessing: as :func:`make_volume_dataset`.
+        cache: as :func:`make_volume_dataset`.
+        cache_dir: as :func:`make_volume_dataset`.
+    """
+
+    def __init__(
+        self,
+        split: Mapping[str, Sequence[dict[str, Any]]],
+        volume_size: int | Sequence[int] = (160, 192, 160),
+        pixdim: float | Sequence[float] = 1.0,
+        preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
+        cache: str | None = "memory",
+        cache_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.split = dict(split)
+        self.volume_size, self.pixdim = volume_grid(volume_size, pixdim)
+        self.preprocessing = as_preprocessing(preprocessing)
+        self.options = {"cache": cache, "cache_dir": cache_dir}
+        self._built: dict[str, Dataset] = {}
+
+    def __getitem__(self, name: str) -> Dataset:
+        if name not in self.split:
+            raise KeyError(f"no split {name!r}; the splits are {list(self.split)}.")
+        if name not in self._built:
+            self._built[name] = make_volume_dataset(
+                self.split[name], self.volume_size, self.pixdim, self.preprocessing, **self.options
+            )
+        return self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.split)
+
+    def __len__(self) -> int:
+        return len(self.split)

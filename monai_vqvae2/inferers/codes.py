@@ -35,12 +35,13 @@ def extract_codes(
     checkpoint: str | os.PathLike | None = None,
     num_workers: int = 0,
 ) -> Path:
-    """Encode every slice of ``dataset`` to code indices and store them at ``output_path`` (``.npz``).
+    """Encode every slice (or whole volume) of ``dataset`` to code indices and store them at ``output_path``
+    (``.npz``).
 
     The network runs in evaluation mode with ``index_quantize``, which never changes the codebooks. The write is
     atomic; when ``output_path`` already holds codes of the same checkpoint (by SHA-256), the same number of slices
-    and (for a :class:`~monai_vqvae2.data.SliceDataset`) the same preprocessing, nothing is recomputed, so a rerun
-    of an interrupted pipeline continues where it stopped.
+    and (for a :class:`~monai_vqvae2.data.SliceDataset` or a volume dataset) the same preprocessing and grid, nothing
+    is recomputed, so a rerun of an interrupted pipeline continues where it stopped.
 
     Under ``torch.distributed`` (e.g. ``torchrun``) the call is collective: every rank must make it. Rank 0 alone
     encodes and writes the file while the other ranks wait for it, then every rank returns the path, so all of them
@@ -50,7 +51,8 @@ def extract_codes(
     Args:
         network: a ``VQVAE2`` (or a view with a ``.network`` attribute holding one).
         dataset: slices as dicts with ``image`` ``(1, H, W)`` and, when available, ``subject``, ``source``,
-            ``slice_index``, ``slice_position``.
+            ``slice_index``, ``slice_position``; or whole volumes ``(1, X, Y, Z)``
+            (:func:`~monai_vqvae2.data.make_volume_dataset`, whose grid is recorded too).
         output_path: destination ``.npz`` file.
         batch_size: slices per forward pass.
         device: device of the forward passes.
@@ -101,6 +103,9 @@ def _extract_codes(
     preprocessing = getattr(dataset, "preprocessing", None)  # a SliceDataset knows how its slices were made
     if preprocessing is not None:
         settings["preprocessing"] = preprocessing.to_dict()
+    grid = getattr(dataset, "volume_grid", None)  # and a volume dataset its grid
+    if grid is not None:
+        settings["volume_grid"] = grid
     if checkpoint is not None and output_path.is_file() and read_code_settings(output_path) == settings:
         logger.info("Reusing the codes in %s (same checkpoint, same %d slices).", output_path, len(dataset))
         return output_path

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from monai_vqvae2.inferers.loading import load_sampler, prior_checkpoints
+from monai_vqvae2.inferers.volume_writer import sample_volumes_to_folder
 from monai_vqvae2.io import atomic_write, atomic_write_json
 from monai_vqvae2.provenance import checkpoint_records, package_versions
 from monai_vqvae2.slice_io import (
@@ -119,9 +120,12 @@ def sample_to_folder(
     method: str = "fast",
     batch_size: int | None = None,
     checkpoints: Sequence[str | os.PathLike] = (),
+    voxel_size: float | Sequence[float] | None = None,
 ) -> Path:
     """Sample slices with ``sampler`` and write them with :func:`write_samples`: ``num_samples`` slices at each
     slice position (``len(slice_position) * num_samples`` in all for a list), or ``num_samples`` unconditioned slices.
+    A sampler of whole volumes writes ``num_samples`` volumes with
+    :func:`~monai_vqvae2.inferers.sample_volumes_to_folder` instead (the bundle's sample stage with ``volumes.yaml``).
 
     All slices come from one :meth:`~monai_vqvae2.inferers.HierarchicalSampler.sample` call with one scalar condition
     per sample, positions in the order given: sample ``i`` is at ``slice_position[i // num_samples]``. The manifest
@@ -139,14 +143,35 @@ def sample_to_folder(
         method: ``"fast"`` (cached) or ``"naive"``; both give the same codes.
         batch_size: samples generated at once.
         checkpoints: the checkpoints used, recorded in the manifest.
+        voxel_size: for a sampler of volumes, the voxel size in mm of its training grid (default 1 mm); slices take
+            none.
 
     Returns:
         the manifest path.
 
     Raises:
         TypeError: a ``slice_position`` that is neither None, a number nor a list of numbers.
-        ValueError: positions outside [0, 1], an empty list, or an argument the sampler refuses.
+        ValueError: positions outside [0, 1], an empty list, a slice position for volumes or a voxel size for
+            slices, or an argument the sampler refuses.
     """
+    if len(sampler.spatial_shape) == 3:
+        if slice_position is not None:
+            raise ValueError(f"`slice_position` is for slices; a sampler of volumes takes none, got {slice_position}.")
+        options = {"temperature": temperature, "top_k": top_k, "seed": seed, "method": method}
+        return sample_volumes_to_folder(
+            sampler,
+            output_dir,
+            num_samples,
+            1.0 if voxel_size is None else voxel_size,
+            batch_size=batch_size,
+            checkpoints=checkpoints,
+            **options,
+        )
+    if voxel_size is not None:
+        raise ValueError(
+            f"`voxel_size` is written in the affines of generated volumes; this sampler makes 2D slices, got "
+            f"{voxel_size}."
+        )
     positions = _slice_positions(slice_position)
     if positions is None:
         total, per_sample = num_samples, None
