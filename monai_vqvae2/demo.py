@@ -89,20 +89,26 @@ def run_demo(
     return summary["evaluation"]
 
 
-# the README's pictures: what the demo wrote -> the name under --figures_dir
+# the README's pictures: what the demo wrote -> the name under --figures_dir, and the stage that writes it
 FIGURES = {
-    "quality/samples_by_position.png": "demo_samples.png",
-    "evaluation/reconstructions_epoch*.png": "demo_reconstructions.png",
+    "quality/samples_by_position.png": ("demo_samples.png", "quality"),
+    "evaluation/reconstructions_epoch*.png": ("demo_reconstructions.png", "evaluate"),
+}
+VOLUME_FIGURES = {
+    "samples/sample_views.png": ("demo_volume_samples.png", "sample"),
+    "evaluation/reconstructions_epoch*.png": ("demo_volume_reconstructions.png", "evaluate"),
 }
 
 
-def export_figures(output_dir: str | Path, figures_dir: str | Path) -> list[Path]:
+def export_figures(output_dir: str | Path, figures_dir: str | Path, volumes: bool = False) -> list[Path]:
     """Copy the demo's sample grid (beside real test slices) and its reconstruction figure to ``figures_dir`` under
     stable names, as the README shows them (``docs/images``).
 
     Args:
         output_dir: a demo run's output folder.
         figures_dir: where the pictures go (created if missing).
+        volumes: the run is one of whole volumes (``--volumes``): its sampled volumes' orthogonal views and its
+            reconstruction figure.
 
     Returns:
         the written files.
@@ -112,10 +118,9 @@ def export_figures(output_dir: str | Path, figures_dir: str | Path) -> list[Path
     """
     output_dir, figures_dir = Path(output_dir), Path(figures_dir)
     written = []
-    for pattern, name in FIGURES.items():
+    for pattern, (name, stage) in (VOLUME_FIGURES if volumes else FIGURES).items():
         found = sorted(output_dir.glob(pattern), key=lambda path: (len(path.name), path.name))
         if not found:
-            stage = pattern.split("/")[0]
             raise FileNotFoundError(f"{output_dir / pattern} not found: run the demo's '{stage}' stage first.")
         data = found[-1].read_bytes()  # the last epoch's figure
         written.append(atomic_write(figures_dir / name, lambda path, data=data: path.write_bytes(data)))
@@ -151,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     summary = json.loads((Path(args.output_dir) / "demo_summary.json").read_text())
     print("\n" + format_summary(summary, args.output_dir))
     if args.figures_dir is not None:
-        for path in export_figures(args.output_dir, args.figures_dir):
+        for path in export_figures(args.output_dir, args.figures_dir, volumes=args.volumes):
             print(f"figure: {path}")
 
 

@@ -6,7 +6,8 @@ in *display order* instead: a quarter turn of that layout, with row 0 anterior a
 (anterior up, neurological convention). :func:`to_display` and :func:`from_display` are that quarter turn and its
 inverse, and :data:`DISPLAY_ROT90_K` is the same turn for MONAI's ``Rotate90d``; every conversion of the package goes
 through them. Generated slices are stored as ``(X, Y, 1)`` RAS NIfTI files (:func:`nifti_slice_bytes`,
-:func:`read_slice_nifti`) and shown as PNG grids (:func:`write_grid_png`).
+:func:`read_slice_nifti`) and shown as PNG grids (:func:`write_grid_png`); a whole volume is shown by its axial,
+coronal and sagittal mid-slices (:func:`orthogonal_views`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "DISPLAY_ROT90_K",
     "from_display",
     "nifti_slice_bytes",
+    "orthogonal_views",
     "read_slice_nifti",
     "slice_affine",
     "slice_pictures",
@@ -81,6 +83,34 @@ def from_display(slices: Slices) -> Slices:
         ValueError: an array with fewer than two dimensions.
     """
     return _rot90(slices, -DISPLAY_ROT90_K)
+
+
+def orthogonal_views(volume: np.ndarray) -> np.ndarray:
+    """The axial, coronal and sagittal mid-slices of a RAS volume ``(X, Y, Z)`` side by side, each on a square of the
+    volume's largest size (zero padded, centred).
+
+    Orientation: axial as every slice of the package (anterior up, the patient's left on the left,
+    :func:`to_display`), coronal superior up with the patient's left on the left, sagittal
+    superior up with anterior on the left.
+
+    Args:
+        volume: ``(X, Y, Z)`` in RAS.
+
+    Returns:
+        ``(N, 3 N)`` with ``N = max(X, Y, Z)``.
+    """
+    x, y, z = (size // 2 for size in volume.shape)
+    views = [
+        to_display(volume[:, :, z]),
+        volume[:, y, :].T[::-1],  # rows: superior first; columns: X, left to right
+        volume[x, :, :].T[::-1, ::-1],  # rows: superior first; columns: anterior first
+    ]
+    side = max(volume.shape)
+    canvas = np.zeros((side, 3 * side), dtype=np.float32)
+    for index, view in enumerate(views):
+        top, left = (side - view.shape[0]) // 2, index * side + (side - view.shape[1]) // 2
+        canvas[top : top + view.shape[0], left : left + view.shape[1]] = view
+    return canvas
 
 
 def slice_affine(height: int, width: int, spacing: float = 1.0, position_mm: float = 0.0) -> np.ndarray:

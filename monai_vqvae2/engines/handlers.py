@@ -20,6 +20,7 @@ from PIL import Image
 from monai_vqvae2.io import atomic_write, atomic_write_json
 from monai_vqvae2.metrics import MaskedSSIMMetric, code_statistics, codes_in_mask
 from monai_vqvae2.networks import level_names, unwrap
+from monai_vqvae2.slice_io import orthogonal_views
 
 __all__ = [
     "CodebookUsageHandler",
@@ -203,10 +204,19 @@ def reconstruction_figure(
     return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
+def _volume_views(volumes: torch.Tensor) -> torch.Tensor:
+    """Volumes ``(B, C, X, Y, Z)`` as pictures ``(B, C, N, 3N)`` of their axial, coronal and sagittal mid-slices
+    (:func:`~monai_vqvae2.slice_io.orthogonal_views`)."""
+    return torch.stack(
+        [torch.stack([torch.from_numpy(orthogonal_views(channel.numpy())) for channel in item]) for item in volumes]
+    )
+
+
 class ReconstructionFigureHandler:
     """Saves a figure of ``num_images`` validation images spread evenly over the evaluated set (original,
-    reconstruction, error, top-only reconstruction, code maps per level) at the end of every evaluator epoch, as PNG under ``output_dir`` and, when a TensorBoard ``summary_writer``
-    is given, as an image in TensorBoard. 2D images only (3D volumes are skipped with one warning).
+    reconstruction, error, top-only reconstruction, code maps per level) at the end of every evaluator epoch, as PNG
+    under ``output_dir`` and, when a TensorBoard ``summary_writer`` is given, as an image in TensorBoard. A volume is
+    drawn as its axial, coronal and sagittal mid-slices side by side, its code maps upsampled to its grid first.
 
     Args:
         network: the VQ-VAE-2 (possibly wrapped), used to draw the code maps.
@@ -262,20 +272,28 @@ class ReconstructionFigureHandler:
     def __call__(self, engine: Engine) -> Path | None:
         if not self._images:
             return None
-        images = torch.cat(self._images)
-        if images.ndim != 4:
+        images, reconstructions = torch.cat(self._images), torch.cat(self._reconstructions)
+        if images.ndim not in (4, 5):
             if not self._warned:
-                logger.warning("ReconstructionFigureHandler draws 2D images only; got shape %s.", tuple(images.shape))
+                logger.warning(
+                    "ReconstructionFigureHandler draws slices and volumes only; got shape %s.", tuple(images.shape)
+                )
                 self._warned = True
             return None
         vqvae = unwrap(self.network)
         device = next(vqvae.parameters()).device
         with torch.no_grad():
-            indices = vqvae.index_quantize(images.to(device))
-            top_only = vqvae.decode_top(indices[0]).cpu() if vqvae.top_decoder is not None else None
-        figure = reconstruction_figure(
-            images, torch.cat(self._reconstructions), [i.cpu() for i in indices], list(vqvae.num_embeddings), top_only
-        )
+            indices = [level.cpu() for level in vqvae.index_quantize(images.to(device))]
+            top_only = vqvae.decode_top(indices[0].to(device)).cpu() if vqvae.top_decoder is not None else None
+        if images.ndim == 5:
+            grid = images.shape[2:]
+            indices = [
+                _volume_views(F.interpolate(level[:, None].float(), size=grid, mode="nearest"))[:, 0].round().long()
+                for level in indices
+            ]
+            images, reconstructions = _volume_views(images), _volume_views(reconstructions)
+            top_only = _volume_views(top_only) if top_only is not None else None
+        figure = reconstruction_figure(images, reconstructions, indices, list(vqvae.num_embeddings), top_only)
         epoch = self.global_epoch_transform(engine.state.epoch)
         if self.summary_writer is not None:
             self.summary_writer.add_image(self.tag, figure, global_step=epoch, dataformats="HWC")

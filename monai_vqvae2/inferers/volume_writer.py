@@ -16,7 +16,7 @@ from PIL import Image
 
 from monai_vqvae2.io import atomic_write, atomic_write_json
 from monai_vqvae2.provenance import checkpoint_records, package_versions
-from monai_vqvae2.slice_io import to_display
+from monai_vqvae2.slice_io import orthogonal_views
 from monai_vqvae2.transforms import volume_grid
 
 __all__ = ["orthogonal_views", "sample_volumes_to_folder", "volume_affine", "write_volume_samples"]
@@ -35,34 +35,6 @@ def volume_affine(volume_size: Sequence[int], pixdim: Sequence[float]) -> np.nda
     affine = np.diag([*(float(p) for p in pixdim), 1.0])
     affine[:3, 3] = [-(size - 1) * float(p) / 2 for size, p in zip(volume_size, pixdim)]
     return affine
-
-
-def orthogonal_views(volume: np.ndarray) -> np.ndarray:
-    """The axial, coronal and sagittal mid-slices of a RAS volume ``(X, Y, Z)`` side by side, each on a square of the
-    volume's largest size (zero padded, centred).
-
-    Orientation: axial as every slice of the package (anterior up, the patient's left on the left,
-    :func:`~monai_vqvae2.slice_io.to_display`), coronal superior up with the patient's left on the left, sagittal
-    superior up with anterior on the left.
-
-    Args:
-        volume: ``(X, Y, Z)`` in RAS.
-
-    Returns:
-        ``(N, 3 N)`` with ``N = max(X, Y, Z)``.
-    """
-    x, y, z = (size // 2 for size in volume.shape)
-    views = [
-        to_display(volume[:, :, z]),
-        volume[:, y, :].T[::-1],  # rows: superior first; columns: X, left to right
-        volume[x, :, :].T[::-1, ::-1],  # rows: superior first; columns: anterior first
-    ]
-    side = max(volume.shape)
-    canvas = np.zeros((side, 3 * side), dtype=np.float32)
-    for index, view in enumerate(views):
-        top, left = (side - view.shape[0]) // 2, index * side + (side - view.shape[1]) // 2
-        canvas[top : top + view.shape[0], left : left + view.shape[1]] = view
-    return canvas
 
 
 def write_volume_samples(

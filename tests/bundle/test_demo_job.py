@@ -6,9 +6,12 @@ import json
 import sys
 
 import nibabel as nib
+import numpy as np
 import pytest
+from PIL import Image
 
-from monai_vqvae2.demo import STAGES, export_figures, run_demo
+from monai_vqvae2.data.codes import read_code_settings
+from monai_vqvae2.demo import STAGES, VOLUME_STAGES, export_figures, run_demo
 from tests.bundle.conftest import ROOT, TINY_OVERRIDES
 
 
@@ -74,3 +77,51 @@ def test_demo_without_nilearn_says_how_to_install_it_before_any_stage(tmp_path, 
     with pytest.raises(ImportError, match=r'nilearn is not installed: pip install "monai-vqvae2\[demo\]"'):
         run_demo(tmp_path / "demo")  # the bundle installed with the package, the demo data
     assert not (tmp_path / "demo").exists()
+
+
+def test_volume_demo_trains_and_samples_whole_volumes(nifti_dataset, tmp_path):
+    output_dir = tmp_path / "demo3d"
+    tiny = {
+        "volume_size": [16, 16, 16],
+        "volume_pixdim": 2.0,
+        "network_def#channels": 8,
+        "network_def#num_res_layers": 1,
+        "network_def#num_res_channels": 4,
+        "network_def#num_embeddings": 16,
+        "network_def#embedding_dim": 4,
+        "prior_settings#channels": 8,
+        "prior_settings#num_layers": 2,
+        "prior_settings#kernel_size": 3,
+        "prior_settings#num_heads": 2,
+        "prior_settings#top_attention_every": 1,
+    }
+    record = run_demo(
+        output_dir,
+        ROOT / "bundle",
+        volumes=True,
+        dataset_kind="nifti",
+        dataset_dir=str(nifti_dataset),
+        max_epochs=1,
+        prior_max_epochs=1,
+        num_samples=2,
+        **tiny,
+    )
+    assert record["split"] == "test" and 0 < record["metrics"]["ssim"] <= 1  # 3D SSIM of the test volume
+    summary = json.loads((output_dir / "demo_summary.json").read_text())
+    assert VOLUME_STAGES == ("train", "evaluate", "codes", "prior_top", "prior_bottom", "sample")
+    assert set(summary["timings_s"]) == set(VOLUME_STAGES)
+    assert summary["priors"]["top"]["nll_bits"] > 0 and summary["priors"]["bottom"]["nll_bits"] > 0
+    codes = read_code_settings(output_dir / "codes" / "train.npz")
+    assert codes["volume_grid"] == {"volume_size": [16, 16, 16], "pixdim": [2.0, 2.0, 2.0]}
+    with np.load(output_dir / "codes" / "train.npz") as stored:
+        assert stored["level0"].shape[1:] == (2, 2, 2) and stored["level1"].shape[1:] == (4, 4, 4)
+    samples = sorted((output_dir / "samples").glob("sample_*.nii.gz"))
+    assert len(samples) == 2
+    volume = nib.load(samples[0])
+    assert volume.shape == (16, 16, 16) and nib.aff2axcodes(volume.affine) == ("R", "A", "S")
+    assert volume.header.get_zooms() == (2.0, 2.0, 2.0)
+    figures = export_figures(output_dir, tmp_path / "images", volumes=True)
+    assert [path.name for path in figures] == ["demo_volume_samples.png", "demo_volume_reconstructions.png"]
+    assert np.asarray(Image.open(figures[0])).shape == (2 * 16, 3 * 16)  # two volumes, three views each
+    with pytest.raises(ValueError, match=r"The stages \['quality'\] work on slices; with volumes.yaml run"):
+        run_demo(tmp_path / "other", ROOT / "bundle", stages=("train", "quality"), volumes=True)

@@ -154,6 +154,21 @@ def test_metrics_json_and_figure_handlers_write_files(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_figure_handler_draws_volumes_as_orthogonal_mid_slices(tmp_path):
+    torch.manual_seed(0)
+    network = VQVAE2(3, 1, 1, top_reconstruction_weight=0.0, **TINY)  # 4 image rows (with top-only), 2 code maps
+    generator = torch.Generator().manual_seed(0)
+    volumes = DataLoader(Dataset([{"image": torch.rand(1, 16, 24, 16, generator=generator)} for _ in range(3)]))
+    handler = ReconstructionFigureHandler(network, tmp_path, num_images=2)
+    evaluator = VQVAE2Evaluator(
+        "cpu", volumes, network, key_val_metric={"ssim": ssim_metric_handler(spatial_dims=3)}, val_handlers=[handler]
+    )
+    evaluator.run()
+    figure = np.asarray(Image.open(tmp_path / "reconstructions_epoch1.png"))
+    assert figure.shape == (6 * 24, 2 * 3 * 24, 3)  # each volume: three 24 x 24 views side by side
+    assert 0 < evaluator.state.metrics["ssim"] < 1
+
+
 def test_checkpoint_handler_saves_latest_and_best_and_resumes(tmp_path):
     torch.manual_seed(0)
     network = VQVAE2Reconstructor(VQVAE2(2, 1, 1, **TINY))

@@ -13,7 +13,15 @@ from PIL import Image
 
 from monai_vqvae2.data import make_volume_dataset
 from monai_vqvae2.data.volumes import volume_cache_name
-from monai_vqvae2.inferers import orthogonal_views, volume_affine, write_volume_samples
+from monai_vqvae2.inferers import (
+    HierarchicalSampler,
+    orthogonal_views,
+    sample_to_folder,
+    sample_volumes_to_folder,
+    volume_affine,
+    write_volume_samples,
+)
+from monai_vqvae2.networks import VQVAE2, PixelCNNPrior
 from monai_vqvae2.transforms import SlicePreprocessing, volume_grid, whole_volume_transforms
 from monai_vqvae2.transforms.errors import InvalidImageError
 
@@ -129,3 +137,35 @@ def test_write_volume_samples_round_trip(tmp_path):
     ]
     with pytest.raises(ValueError, match=r"`volumes` must be a \(B, 1, X, Y, Z\) tensor, got \(2, 8, 12, 8\)"):
         write_volume_samples(volumes[:, 0], tmp_path / "bad", 1.0, {})
+
+
+def test_sample_to_folder_writes_volumes_for_a_volume_sampler_and_refuses_slice_options(tmp_path):
+    torch.manual_seed(0)
+    vqvae = VQVAE2(3, 1, 1, channels=8, num_res_layers=1, num_res_channels=4, num_embeddings=(6, 9), embedding_dim=4)
+    prior = {"spatial_dims": 3, "channels": 8, "num_layers": 2, "kernel_size": 3}
+    priors = [
+        PixelCNNPrior(num_embeddings=6, **prior),
+        PixelCNNPrior(num_embeddings=9, condition_num_embeddings=6, **prior),
+    ]
+    sampler = HierarchicalSampler(vqvae, priors, (16, 16, 8))
+    manifest = sample_to_folder(sampler, tmp_path / "samples", 2, seed=4, voxel_size=(1.0, 1.0, 2.0))
+    record = json.loads(manifest.read_text())
+    assert record["settings"]["pixdim"] == [1.0, 1.0, 2.0] and len(record["samples"]) == 2
+    image = nib.load(tmp_path / "samples" / "sample_0000.nii.gz")
+    assert image.shape == (16, 16, 8) and image.header.get_zooms() == (1.0, 1.0, 2.0)
+    expected = sampler.sample(2, seed=4).images[0, 0].clamp(0, 1).float().numpy()
+    assert np.array_equal(np.asarray(image.dataobj), expected)
+    with pytest.raises(ValueError, match=r"`slice_position` is for slices; a sampler of volumes takes none, got 0.5"):
+        sample_to_folder(sampler, tmp_path / "bad", 1, slice_position=0.5)
+    with pytest.raises(
+        ValueError, match=r"sample_volumes_to_folder writes volumes \(use sample_to_folder for slices\)"
+    ):
+        sample_volumes_to_folder(
+            HierarchicalSampler(
+                VQVAE2(2, 1, 1), [PixelCNNPrior(), PixelCNNPrior(condition_num_embeddings=512)], (32, 32)
+            ),
+            tmp_path / "bad",
+            1,
+            1.0,
+        )
+    assert not (tmp_path / "bad").exists()
