@@ -44,7 +44,7 @@ def run_demo(
 
     With ``volumes`` the demo generates whole volumes instead of slices: ``volumes.yaml`` and then
     ``demo_volumes.yaml`` are layered over ``demo.yaml`` (64×64×64 volumes of 3 mm voxels, a 3D VQ-VAE-2, volume
-    priors), and the slice stages (``inference``, ``quality``) are left out.
+    priors, a quality report per plane), and the slice stage ``inference`` is left out.
 
     Args:
         output_dir: folder of every output (checkpoints, logs, metrics, figures, reconstructions).

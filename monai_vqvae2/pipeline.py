@@ -47,7 +47,7 @@ STAGES = ("train", "evaluate", "inference", "codes", "priors", "sample", "qualit
 DEFAULT_STAGES = ("train", "evaluate", "codes", "priors", "sample", "quality")
 #: the overlay that makes every stage work on whole volumes, and the stages that only work on slices
 VOLUMES_OVERLAY = "volumes.yaml"
-SLICE_STAGES = ("inference", "quality")
+SLICE_STAGES = ("inference",)
 VOLUME_STAGES = tuple(stage for stage in DEFAULT_STAGES if stage not in SLICE_STAGES)
 STAGE_CONFIGS = {
     "train": "train_autoencoder.yaml",
@@ -181,15 +181,25 @@ def quality_summary(quality: dict[str, Any]) -> dict[str, Any]:
     ``*_real``, for the real reference (real slices of held-out subjects at the same positions, scored the same way)."""
     if not quality:
         return {}
-    overall = quality["overall"]
-    summary: dict[str, Any] = {"num_samples": quality["counts"]["samples"]}
+    if quality.get("kind") == "volumes":  # per plane, from the slices of every volume
+        return {
+            "num_samples": quality["num_volumes"]["samples"],
+            "planes": {plane: _headline(measures) for plane, measures in quality["planes"].items()},
+        }
+    return {"num_samples": quality["counts"]["samples"], **_headline(quality["overall"])}
+
+
+def _headline(overall: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of one comparison: each measure for the samples and, as ``*_real``, the real reference."""
+    summary: dict[str, Any] = {}
     for key, name in (
         ("frechet_distance_encoder", "frechet_distance"),
         ("mmd2_encoder", "mmd2"),
         ("frechet_distance_random_cnn", "frechet_distance_random_cnn"),
         ("intensity_wasserstein", "intensity_wasserstein"),
     ):
-        summary[name], summary[f"{name}_real"] = overall[key]["samples"], overall[key]["real"]
+        if key in overall:  # a volume report has no encoder features
+            summary[name], summary[f"{name}_real"] = overall[key]["samples"], overall[key]["real"]
     summary["pairwise_ms_ssim_samples"] = overall["pairwise_ms_ssim"]["samples"]["mean"]
     summary["pairwise_ms_ssim_real"] = overall["pairwise_ms_ssim"]["real"]["mean"]
     summary["nearest_training_ssim_median"] = overall["nearest_training_ssim"]["samples"]["median"]
@@ -232,7 +242,18 @@ def format_summary(summary: dict[str, Any], output_dir: str | Path) -> str:
             f"top-1 accuracy {prior['accuracy']:.3f} (best epoch {prior['epoch']}, the checkpoint sampled)"
         )
     quality = summary.get("quality") or {}
-    if quality:
+    if quality.get("planes"):
+        lines += ["", f"Quality of {quality['num_samples']} sampled volumes, per plane (samples / real held-out):"]
+        for plane, headline in quality["planes"].items():
+            lines.append(
+                f"  {plane:<9} FD random CNN {headline['frechet_distance_random_cnn']:.3g} / "
+                f"{headline['frechet_distance_random_cnn_real']:.3g}, pairwise MS-SSIM "
+                f"{headline['pairwise_ms_ssim_samples']:.3f} / {headline['pairwise_ms_ssim_real']:.3f}, nearest "
+                f"training SSIM {headline['nearest_training_ssim_median']:.3f} / "
+                f"{headline['nearest_training_ssim_median_real']:.3f}, near-copies {headline['num_near_copies']} / "
+                f"{headline['num_near_copies_real']}"
+            )
+    elif quality:
         lines += [
             "",
             (

@@ -1,4 +1,5 @@
-"""Quality of generated slices: realism, diversity and memorisation, each beside what real unseen brains score.
+"""Quality of generated slices (and volumes, plane by plane): realism, diversity and memorisation, each beside what
+real unseen brains score.
 
 :func:`~monai_vqvae2.quality.report.quality_report` computes every measure and writes the report (its module says
 how the measures are read). The modules it builds on, each importing only those listed before it:
@@ -7,7 +8,9 @@ how the measures are read). The modules it builds on, each importing only those 
 :mod:`~monai_vqvae2.quality.features` (encoder and random-CNN feature spaces),
 :mod:`~monai_vqvae2.quality.similarity` (SSIM diversity and memorisation),
 :mod:`~monai_vqvae2.quality.figures` (PNG figures), :mod:`~monai_vqvae2.quality.plan` (which slices each comparison
-uses) and :mod:`~monai_vqvae2.quality.markdown` (``report.md``).
+uses), :mod:`~monai_vqvae2.quality.markdown` (``report.md``) and :mod:`~monai_vqvae2.quality.volumes` (the report
+of sampled volumes: :func:`~monai_vqvae2.quality.volumes.volume_quality_report`, which ``quality_report`` runs for a
+folder of volumes).
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from monai_vqvae2.quality.measures import (
 from monai_vqvae2.quality.plan import REFERENCE
 from monai_vqvae2.quality.report import quality_report
 from monai_vqvae2.quality.similarity import NearestTraining, nearest_training_ssim, pairwise_ms_ssim
+from monai_vqvae2.quality.volumes import PLANES, plane_slices, volume_quality_report
 
 __all__ = [
     "FEATURE_SPACE",
     "FOREGROUND_THRESHOLD",
     "HISTOGRAM_BINS",
+    "PLANES",
     "RANDOM_FEATURE_SPACE",
     "REFERENCE",
     "NearestTraining",
@@ -48,6 +53,8 @@ __all__ = [
     "median_bandwidth",
     "nearest_training_ssim",
     "pairwise_ms_ssim",
+    "plane_slices",
     "quality_report",
     "stage_scales",
+    "volume_quality_report",
 ]

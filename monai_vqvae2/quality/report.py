@@ -67,6 +67,7 @@ from monai_vqvae2.quality.similarity import (
     pairwise_ms_ssim,
     thumbnail_vectors,
 )
+from monai_vqvae2.quality.volumes import is_volume_folder, volume_quality_report
 
 __all__ = ["quality_report"]
 
@@ -197,6 +198,11 @@ def quality_report(
       (:func:`~monai_vqvae2.quality.similarity.nearest_training_ssim`) and how many reach ``near_copy_threshold`` (the
       samples that do are listed).
 
+    A folder of sampled volumes (written by :func:`~monai_vqvae2.inferers.write_volume_samples`) is measured plane by
+    plane instead, with the real and training volumes: :func:`~monai_vqvae2.quality.volumes.volume_quality_report`
+    (``vqvae``, ``sample_positions``, ``position_window``, ``max_base_slices`` and ``max_bandwidth_points`` do not
+    apply).
+
     With ``position_window``, the measures are computed per distinct sample position (rounded to 3 decimals) and
     overall: at each position, the real reference and the training base are drawn from the slices within
     ``position_window`` of it, the reference as large as the samples there; overall pools the positions.
@@ -238,6 +244,21 @@ def quality_report(
             or that keeps no real test or training slice near a sample position.
         FileNotFoundError: ``samples`` is a folder without ``manifest.json``.
     """
+    if isinstance(samples, (str, os.PathLike)) and is_volume_folder(samples):
+        return volume_quality_report(
+            real_test,
+            samples,
+            training,
+            output_dir,
+            seed=seed,
+            batch_size=batch_size,
+            max_pairs=max_pairs,
+            near_copy_threshold=near_copy_threshold,
+            num_candidates=num_candidates,
+            candidate_size=candidate_size,
+            num_figure_images=num_figure_images,
+            feature_seed=feature_seed,
+        )
     if not 0.0 < near_copy_threshold <= 1.0:
         raise ValueError(f"`near_copy_threshold` must be in (0, 1], got {near_copy_threshold!r}.")
     batch_size = positive_int(batch_size, "batch_size")

@@ -82,8 +82,8 @@ def test_demo_without_nilearn_says_how_to_install_it_before_any_stage(tmp_path, 
 def test_volume_demo_trains_and_samples_whole_volumes(nifti_dataset, tmp_path):
     output_dir = tmp_path / "demo3d"
     tiny = {
-        "volume_size": [16, 16, 16],
-        "volume_pixdim": 2.0,
+        "volume_size": [32, 32, 32],
+        "volume_pixdim": 1.0,
         "network_def#channels": 8,
         "network_def#num_res_layers": 1,
         "network_def#num_res_channels": 4,
@@ -108,20 +108,25 @@ def test_volume_demo_trains_and_samples_whole_volumes(nifti_dataset, tmp_path):
     )
     assert record["split"] == "test" and 0 < record["metrics"]["ssim"] <= 1  # 3D SSIM of the test volume
     summary = json.loads((output_dir / "demo_summary.json").read_text())
-    assert VOLUME_STAGES == ("train", "evaluate", "codes", "prior_top", "prior_bottom", "sample")
+    assert VOLUME_STAGES == ("train", "evaluate", "codes", "prior_top", "prior_bottom", "sample", "quality")
     assert set(summary["timings_s"]) == set(VOLUME_STAGES)
     assert summary["priors"]["top"]["nll_bits"] > 0 and summary["priors"]["bottom"]["nll_bits"] > 0
     codes = read_code_settings(output_dir / "codes" / "train.npz")
-    assert codes["volume_grid"] == {"volume_size": [16, 16, 16], "pixdim": [2.0, 2.0, 2.0]}
+    assert codes["volume_grid"] == {"volume_size": [32, 32, 32], "pixdim": [1.0, 1.0, 1.0]}
     with np.load(output_dir / "codes" / "train.npz") as stored:
-        assert stored["level0"].shape[1:] == (2, 2, 2) and stored["level1"].shape[1:] == (4, 4, 4)
+        assert stored["level0"].shape[1:] == (4, 4, 4) and stored["level1"].shape[1:] == (8, 8, 8)
     samples = sorted((output_dir / "samples").glob("sample_*.nii.gz"))
     assert len(samples) == 2
     volume = nib.load(samples[0])
-    assert volume.shape == (16, 16, 16) and nib.aff2axcodes(volume.affine) == ("R", "A", "S")
-    assert volume.header.get_zooms() == (2.0, 2.0, 2.0)
+    assert volume.shape == (32, 32, 32) and nib.aff2axcodes(volume.affine) == ("R", "A", "S")
+    assert volume.header.get_zooms() == (1.0, 1.0, 1.0)
+    quality = json.loads((output_dir / "quality" / "quality.json").read_text())
+    assert quality["kind"] == "volumes" and set(quality["planes"]) == {"axial", "coronal", "sagittal"}
+    axial = summary["quality"]["planes"]["axial"]
+    assert axial["frechet_distance_random_cnn"] >= 0 and axial["frechet_distance_random_cnn_real"] >= 0
+    assert 0 < axial["nearest_training_ssim_median_real"] <= 1 and (output_dir / "quality" / "volumes.png").is_file()
     figures = export_figures(output_dir, tmp_path / "images", volumes=True)
     assert [path.name for path in figures] == ["demo_volume_samples.png", "demo_volume_reconstructions.png"]
-    assert np.asarray(Image.open(figures[0])).shape == (2 * 16, 3 * 16)  # two volumes, three views each
-    with pytest.raises(ValueError, match=r"The stages \['quality'\] work on slices; with volumes.yaml run"):
-        run_demo(tmp_path / "other", ROOT / "bundle", stages=("train", "quality"), volumes=True)
+    assert np.asarray(Image.open(figures[0])).shape == (2 * 32, 3 * 32)  # two volumes, three views each
+    with pytest.raises(ValueError, match=r"The stages \['inference'\] work on slices; with volumes.yaml run"):
+        run_demo(tmp_path / "other", ROOT / "bundle", stages=("train", "inference"), volumes=True)
