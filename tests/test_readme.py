@@ -23,6 +23,7 @@ def test_readme_python_examples_run(capsys):
     assert "[(32, 32), (64, 64)]" in printed
     assert "(2, 1, 32, 32) [(2, 4, 4), (2, 8, 8)]" in printed
     assert "torch.Size([8, 1, 32, 32]) 2" in printed
+    assert "(1, 1, 32, 32, 32) [(1, 4, 4, 4), (1, 8, 8, 8)]" in printed
 
 
 def test_ci_runs_the_quick_start_test_command():

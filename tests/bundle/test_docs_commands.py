@@ -31,7 +31,10 @@ TINY_VALUES = {
     "--batch_size": "8",
     "--num_samples": "2",
     "--input_shape": "[1, 1, 32, 32]",
+    "--volume_size": "[32, 32, 32]",
 }
+# the volume demo at 32x32x32 volumes of 6 mm
+VOLUME_DEMO_OVERRIDES = ["--override", "volume_size=[32,32,32]", "--override", "volume_pixdim=6.0"]
 PRIOR_EPOCHS = ["--prior_max_epochs", "1", "--prior_batch_size", "8"]
 # the augmentation example at a few steps
 EXAMPLE_OVERRIDES = ["--steps", "2", "--batch_size", "4", "--num_synthetic", "4", "--low_data_subjects", "0"]
@@ -94,7 +97,8 @@ def adapt(command: str, places: dict[str, Path]) -> list[str]:
         return tokens
     if "monai_vqvae2.demo" in tokens:
         settings = tiny + pairs(PRIOR_OVERRIDES) + pairs(PRIOR_EPOCHS) + [("--num_samples", "2")]
-        return tokens + [item for key, value in settings for item in ("--override", f"{key[2:]}={value}")]
+        volumes = VOLUME_DEMO_OVERRIDES if "--volumes" in tokens else []
+        return tokens + [item for key, value in settings for item in ("--override", f"{key[2:]}={value}")] + volumes
     if tokens[1].endswith("synthetic_augmentation.py"):
         settings = tiny + pairs(PRIOR_OVERRIDES)
         overrides = [item for key, value in settings for item in ("--override", f"{key[2:]}={value}")]
@@ -107,8 +111,9 @@ def test_the_docs_have_the_commands_this_test_expects():
     assert len(commands) >= 17
     documented_configs = set(re.findall(r"bundle/configs/([\w.]+)", " ".join(commands)))
     stage_configs = {path.name for path in CONFIGS.iterdir() if path.suffix in (".yaml", ".json")}
-    # every stage config is documented as a command (common.yaml is the shared source, demo.yaml the demo's layer)
-    assert stage_configs - documented_configs == {"common.yaml", "demo.yaml"}
+    # every stage config is documented as a command (common.yaml is the shared source, demo.yaml and
+    # demo_volumes.yaml the demo's layers)
+    assert stage_configs - documented_configs == {"common.yaml", "demo.yaml", "demo_volumes.yaml"}
 
 
 def test_every_documented_command_runs(tmp_path):
@@ -148,8 +153,12 @@ def test_every_documented_command_runs(tmp_path):
     for written in ["models/model.pt", "models/model.ts", "models/prior_top/model.pt", "models/prior_bottom/model.pt",
                     "samples/manifest.json", "quality/quality.json", "bank/manifest.json", "inference/scan_recon.nii.gz"]:  # fmt: skip
         assert (run / written).is_file(), written
+    volumes = tmp_path / "runs" / "oasis1_3d"
+    for written in ["models/prior_bottom/model.pt", "samples/sample_views.png", "quality/quality.json"]:
+        assert (volumes / written).is_file(), written
     demo = tmp_path / "outputs" / "demo"
     assert (demo / "demo_summary.json").is_file() and (demo / "augmentation" / "results.json").is_file()
+    assert (tmp_path / "outputs" / "demo_3d" / "samples" / "sample_views.png").is_file()
 
 
 @pytest.mark.parametrize(
