@@ -2,21 +2,20 @@
 code volume slice by slice.
 
 Every tensor these states compute for one position is the same formula, on the same weights, as the prior's full
-forward pass (:mod:`monai_vqvae2.networks.pixelcnn`); the tests hold the two to the same sampled codes.
+forward pass (:mod:`monai_vqvae2.networks.pixelcnn`); the tests hold the two to the same sampled codes. The prior
+builds them (``PixelCNNPrior.incremental_state``), so this module takes it as a plain ``nn.Module`` and does not
+import it back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from monai_vqvae2.networks.pixelcnn_blocks import gated_activation
-
-if TYPE_CHECKING:
-    from monai_vqvae2.networks.pixelcnn import PixelCNNPrior
 
 __all__ = ["PixelCNNIncrementalState", "PixelCNNVolumeIncrementalState"]
 
@@ -29,7 +28,7 @@ class PixelCNNIncrementalState:
     from cached rows of every layer (a ``1 × W`` output per layer). :meth:`logits` then runs the horizontal stack,
     attention and output head for one position from cached left neighbours, attention keys/values of all earlier
     positions, and the row's vertical-to-horizontal features. Conditioning is computed once in the constructor.
-    :meth:`commit` stores the chosen code. Gives the same logits as :meth:`PixelCNNPrior.forward` up to floating-point
+    :meth:`commit` stores the chosen code. Gives the same logits as :meth:`~monai_vqvae2.networks.PixelCNNPrior.forward` up to floating-point
     summation order. Usage, in raster order::
 
         state = prior.incremental_state(batch_size, (H, W), condition=indices_top)
@@ -43,20 +42,20 @@ class PixelCNNIncrementalState:
         prior: the network (its current weights, dtype and device are used; put it in eval mode).
         batch_size: number of maps generated together.
         spatial_shape: ``(H, W)`` of the map.
-        condition: as in :meth:`PixelCNNPrior.forward`.
-        labels: as in :meth:`PixelCNNPrior.forward`.
-        scalars: as in :meth:`PixelCNNPrior.forward`.
+        condition: as in :meth:`~monai_vqvae2.networks.PixelCNNPrior.forward`.
+        labels: as in :meth:`~monai_vqvae2.networks.PixelCNNPrior.forward`.
+        scalars: as in :meth:`~monai_vqvae2.networks.PixelCNNPrior.forward`.
         condition_features: the spatial ``(B, C, H, W)`` and global ``(B, C)`` features of the conditions (see
-            :meth:`PixelCNNPrior.condition_features`), when the caller has computed and checked them (a volume's
+            :meth:`~monai_vqvae2.networks.PixelCNNPrior.condition_features`), when the caller has computed and checked them (a volume's
             slice); they replace ``condition``, ``labels`` and ``scalars``.
 
     Raises:
-        ValueError: invalid shape or conditions (see :meth:`PixelCNNPrior.check_conditions`).
+        ValueError: invalid shape or conditions (see :meth:`~monai_vqvae2.networks.PixelCNNPrior.check_conditions`).
     """
 
     def __init__(
         self,
-        prior: PixelCNNPrior,
+        prior: nn.Module,
         batch_size: int,
         spatial_shape: Sequence[int],
         condition: torch.Tensor | None = None,
@@ -204,17 +203,17 @@ class PixelCNNVolumeIncrementalState:
         prior: the volume prior (its current weights, dtype and device are used; put it in eval mode).
         batch_size: number of volumes generated together.
         spatial_shape: ``(D, H, W)`` of the code volume.
-        condition: as in :meth:`PixelCNNPrior.forward`.
-        labels: as in :meth:`PixelCNNPrior.forward`.
-        scalars: as in :meth:`PixelCNNPrior.forward`.
+        condition: as in :meth:`~monai_vqvae2.networks.PixelCNNPrior.forward`.
+        labels: as in :meth:`~monai_vqvae2.networks.PixelCNNPrior.forward`.
+        scalars: as in :meth:`~monai_vqvae2.networks.PixelCNNPrior.forward`.
 
     Raises:
-        ValueError: invalid shape or conditions (see :meth:`PixelCNNPrior.check_conditions`).
+        ValueError: invalid shape or conditions (see :meth:`~monai_vqvae2.networks.PixelCNNPrior.check_conditions`).
     """
 
     def __init__(
         self,
-        prior: PixelCNNPrior,
+        prior: nn.Module,
         batch_size: int,
         spatial_shape: Sequence[int],
         condition: torch.Tensor | None = None,
