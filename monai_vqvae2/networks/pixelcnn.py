@@ -24,7 +24,9 @@ from monai_vqvae2.networks.pixelcnn_blocks import (
 )
 from monai_vqvae2.networks.pixelcnn_incremental import PixelCNNIncrementalState, PixelCNNVolumeIncrementalState
 
-__all__ = ["PixelCNNIncrementalState", "PixelCNNPrior"]
+__all__ = ["ATTENTION_SPANS", "PixelCNNIncrementalState", "PixelCNNPrior"]
+
+ATTENTION_SPANS = ("slice", "volume")
 
 
 class PixelCNNPrior(nn.Module):
@@ -54,7 +56,8 @@ class PixelCNNPrior(nn.Module):
     over every slice, and a depth stack (:class:`~monai_vqvae2.networks.pixelcnn_blocks.DepthCausalStack`, the vertical
     stack one dimension up, ``num_layers`` gated 3D convolutions) adds to the spatial condition of slice ``d`` what
     slices ``d - nL .. d - 1`` hold (in-plane within ``nL``; the 2D stacks then widen that further). Attention, where
-    used, attends within the slice. The coarser level's codes and the position encoding are three-dimensional.
+    used, attends within the slice or, with ``attention_span="volume"``, to every earlier position of the volume. The
+    coarser level's codes and the position encoding are three-dimensional.
 
     :class:`~monai_vqvae2.networks.pixelcnn_incremental.PixelCNNIncrementalState` (2D) and
     :class:`~monai_vqvae2.networks.pixelcnn_incremental.PixelCNNVolumeIncrementalState` (3D) evaluate the same network
@@ -78,6 +81,9 @@ class PixelCNNPrior(nn.Module):
             per axis); 0 disables.
         scalar_frequencies: frequencies ``F`` at which each scalar condition is also given as sines and cosines
             (:func:`scalar_encoding`); 0 passes the scalars as they are.
+        attention_span: for a volume, what each attention layer attends to: ``"slice"`` (the earlier positions of the
+            position's slice; the depth stack brings the earlier slices) or ``"volume"`` (every earlier position of
+            the volume in raster order). Maps ignore it.
 
     Raises:
         ValueError: an invalid argument.
@@ -108,6 +114,7 @@ class PixelCNNPrior(nn.Module):
         num_scalars: int = 0,
         position_frequencies: int = 0,
         scalar_frequencies: int = 0,
+        attention_span: str = "slice",
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -128,6 +135,8 @@ class PixelCNNPrior(nn.Module):
                 raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
         if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 3 or kernel_size % 2 == 0:
             raise ValueError(f"`kernel_size` must be an odd integer >= 3, got {kernel_size!r}.")
+        if attention_span not in ATTENTION_SPANS:
+            raise ValueError(f"`attention_span` must be one of {ATTENTION_SPANS}, got {attention_span!r}.")
         if attention_every and channels % num_heads:
             raise ValueError(f"`num_heads` ({num_heads}) must divide `channels` ({channels}) when attention is used.")
         if not 0.0 <= dropout < 1.0:
@@ -154,6 +163,7 @@ class PixelCNNPrior(nn.Module):
         self.num_scalars = num_scalars
         self.position_frequencies = position_frequencies
         self.scalar_frequencies = scalar_frequencies
+        self.attention_span = attention_span
 
         spatial = condition_num_embeddings is not None or position_frequencies > 0 or spatial_dims == 3
         global_ = num_classes > 0 or num_scalars > 0
@@ -375,11 +385,24 @@ class PixelCNNPrior(nn.Module):
         for index, block in enumerate(self.blocks):
             vertical, horizontal = block(vertical, horizontal, block.condition_bias(spatial, global_))
             if str(index) in self.attentions:
-                horizontal = self.attentions[str(index)](horizontal, embedded)
+                horizontal = self._attend(self.attentions[str(index)], horizontal, embedded, spatial_shape)
         logits = self.output(horizontal)
         if self.depth_stack is not None:
             logits = logits.view(batch_size, spatial_shape[0], *logits.shape[1:]).transpose(1, 2)
         return logits
+
+    def _attend(
+        self, attention: nn.Module, horizontal: torch.Tensor, embedded: torch.Tensor, spatial_shape: Sequence[int]
+    ) -> torch.Tensor:
+        """One attention layer over each map, or, for a volume with ``attention_span="volume"``, over the whole volume
+        in raster order (its slices, stacked as one tall map, are the volume's raster order)."""
+        if self.depth_stack is None or self.attention_span == "slice":
+            return attention(horizontal, embedded)
+        depth, height, width = spatial_shape
+        stacked = [t.reshape(-1, depth, t.shape[1], height, width).transpose(1, 2) for t in (horizontal, embedded)]
+        stacked = [t.reshape(t.shape[0], t.shape[1], depth * height, width) for t in stacked]
+        attended = attention(*stacked).reshape(-1, horizontal.shape[1], depth, height, width)
+        return attended.transpose(1, 2).reshape(horizontal.shape)
 
     def incremental_state(
         self,

@@ -9,6 +9,7 @@ import it back.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -17,7 +18,25 @@ from torch import nn
 
 from monai_vqvae2.networks.pixelcnn_blocks import gated_activation
 
-__all__ = ["PixelCNNIncrementalState", "PixelCNNVolumeIncrementalState"]
+__all__ = ["PixelCNNIncrementalState", "PixelCNNVolumeIncrementalState", "attention_buffers"]
+
+
+def attention_buffers(
+    prior: nn.Module, batch_size: int, length: int
+) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], int]:
+    """Empty attention keys and values of every attention layer of ``prior`` for ``length`` positions, each with the
+    learned "nothing" slot first: ``(keys, values, 0)``, layer index to ``(B, heads, length + 1, head_dim)``, and the
+    offset of the first position (0)."""
+    weight = prior.embedding.weight
+    keys, values = {}, {}
+    for key, attention in prior.attentions.items():
+        shape = (batch_size, attention.num_heads, length + 1, attention.head_dim)
+        keys[int(key)] = torch.zeros(shape, dtype=weight.dtype, device=weight.device)
+        values[int(key)] = torch.zeros_like(keys[int(key)])
+        null_key, null_value = attention.null_key_value.chunk(2)
+        keys[int(key)][:, :, 0] = null_key.view(attention.num_heads, attention.head_dim)
+        values[int(key)][:, :, 0] = null_value.view(attention.num_heads, attention.head_dim)
+    return keys, values, 0
 
 
 class PixelCNNIncrementalState:
@@ -48,6 +67,9 @@ class PixelCNNIncrementalState:
         condition_features: the spatial ``(B, C, H, W)`` and global ``(B, C)`` features of the conditions (see
             :meth:`~monai_vqvae2.networks.PixelCNNPrior.condition_features`), when the caller has computed and checked them (a volume's
             slice); they replace ``condition``, ``labels`` and ``scalars``.
+        attention_cache: attention keys and values of a longer sequence this map is part of, and the map's first
+            position in it (:func:`attention_buffers`; a volume whose attention spans all its slices); ``None``: the
+            map's own.
 
     Raises:
         ValueError: invalid shape or conditions (see :meth:`~monai_vqvae2.networks.PixelCNNPrior.check_conditions`).
@@ -62,6 +84,7 @@ class PixelCNNIncrementalState:
         labels: torch.Tensor | None = None,
         scalars: torch.Tensor | None = None,
         condition_features: tuple[torch.Tensor | None, torch.Tensor | None] | None = None,
+        attention_cache: tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], int] | None = None,
     ) -> None:
         spatial_shape = tuple(int(s) for s in spatial_shape)
         if len(spatial_shape) != 2 or min(spatial_shape) < 1:
@@ -98,17 +121,10 @@ class PixelCNNIncrementalState:
         ]
         self.horizontal_out_weights = [block.horizontal_out.weight.flatten(1) for block in prior.blocks]
         self.attention_layers = {int(key): module for key, module in prior.attentions.items()}
-        length = height * width
-        self.keys: dict[int, torch.Tensor] = {}
-        self.values: dict[int, torch.Tensor] = {}
         self.attention_inputs: dict[int, torch.Tensor] = {}
-        for index, attention in self.attention_layers.items():
-            shape = (batch_size, attention.num_heads, length + 1, attention.head_dim)
-            self.keys[index] = torch.zeros(shape, **options)
-            self.values[index] = torch.zeros(shape, **options)
-            null_key, null_value = attention.null_key_value.chunk(2)
-            self.keys[index][:, :, 0] = null_key.view(attention.num_heads, attention.head_dim)
-            self.values[index][:, :, 0] = null_value.view(attention.num_heads, attention.head_dim)
+        if attention_cache is None:
+            attention_cache = attention_buffers(prior, batch_size, height * width)
+        self.keys, self.values, self.offset = attention_cache
         output = prior.output
         self.output_weights = (output[1].weight.flatten(1), output[1].bias, output[3].weight.flatten(1), output[3].bias)
 
@@ -153,7 +169,7 @@ class PixelCNNIncrementalState:
                 out = out + horizontal[:, half + column]
             if index in self.attention_layers:
                 self.attention_inputs[index] = out
-                out = self._attend(index, out, self.row * self.width + column)
+                out = self._attend(index, out, self.offset + self.row * self.width + column)
             self.rows[index][:, half + column] = out
             horizontal = self.rows[index]
         weight1, bias1, weight2, bias2 = self.output_weights
@@ -174,7 +190,7 @@ class PixelCNNIncrementalState:
         embedded = F.embedding(indices, self.prior.embedding.weight)  # (B, C)
         self.embedded[:, :, half + self.row, half + column] = embedded
         self.embedded_row[:, half + column] = embedded
-        position = self.row * self.width + column
+        position = self.offset + self.row * self.width + column
         for index, attention in self.attention_layers.items():
             key_value = attention.key_value(torch.cat([self.attention_inputs[index], embedded], dim=-1))
             key, value = key_value.chunk(2, dim=-1)
@@ -240,6 +256,8 @@ class PixelCNNVolumeIncrementalState:
         self.codes = torch.zeros((batch_size, self.height, self.width), dtype=torch.long, device=weight.device)
         self.slice_state: PixelCNNIncrementalState | None = None
         self.slice = -1
+        volume_span = prior.attention_span == "volume"
+        self.attention = attention_buffers(prior, batch_size, math.prod(spatial_shape)) if volume_span else None
 
     def _begin_slice(self, index: int) -> None:
         """Store the finished slice's codes and evaluate the depth stack for slice ``index``."""
@@ -259,8 +277,16 @@ class PixelCNNVolumeIncrementalState:
         spatial = self.layers[-1][:, :, half + index]
         if self.spatial is not None:
             spatial = spatial + self.spatial[:, :, index]
+        cache = None
+        if self.attention is not None:  # attention over the whole volume: one sequence of keys for every slice
+            keys, values, _ = self.attention
+            cache = (keys, values, index * self.height * self.width)
         self.slice_state = PixelCNNIncrementalState(
-            self.prior, self.batch_size, (self.height, self.width), condition_features=(spatial, self.global_)
+            self.prior,
+            self.batch_size,
+            (self.height, self.width),
+            condition_features=(spatial, self.global_),
+            attention_cache=cache,
         )
         self.slice = index
 

@@ -223,13 +223,16 @@ def test_three_levels_fast_equals_naive_and_float32_sampling_runs():
                 assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("options", [{}, {"scalars": 0.4, "temperature": [0.9, 0.5], "top_k": 4}])
-def test_volumes_fast_sampling_gives_exactly_the_naive_codes(options):
+@pytest.mark.parametrize(
+    "options, span",
+    [({}, "slice"), ({"scalars": 0.4, "temperature": [0.9, 0.5], "top_k": 4}, "slice"), ({}, "volume")],
+)
+def test_volumes_fast_sampling_gives_exactly_the_naive_codes(options, span):
     torch.manual_seed(0)
     vqvae = VQVAE2(3, 1, 1, channels=8, num_res_layers=1, num_res_channels=4, num_embeddings=(6, 9), embedding_dim=4)
     volume_prior = {**PRIOR, "spatial_dims": 3, "num_scalars": int("scalars" in options), "position_frequencies": 2}
     priors = [
-        PixelCNNPrior(num_embeddings=6, attention_every=1, num_heads=2, **volume_prior),
+        PixelCNNPrior(num_embeddings=6, attention_every=1, num_heads=2, attention_span=span, **volume_prior),
         PixelCNNPrior(num_embeddings=9, condition_num_embeddings=6, **volume_prior),
     ]
     sampler = HierarchicalSampler(vqvae, priors, (16, 16, 24))

@@ -55,6 +55,19 @@ def test_volume_prior_sees_every_earlier_position_and_nothing_later(target):
     assert influence(prior, target) == everything_before
 
 
+def test_attention_over_the_volume_reaches_beyond_the_depth_stack():
+    # one layer: the depth stack reads one slice back, the attention every earlier position of the volume
+    prior = tiny_prior(num_layers=1, attention_every=1, num_heads=2, attention_span="volume")
+    target = (3, 1, 2)
+    assert influence(prior, target) == {position for position in _all() if raster(position) < raster(target)}
+    within_slice = tiny_prior(num_layers=1, attention_every=1, num_heads=2)
+    assert (0, 0, 0) not in influence(within_slice, target)  # three slices back: out of the depth stack's reach
+
+
+def _all() -> list[tuple[int, int, int]]:
+    return [(d, h, w) for d in range(SHAPE[0]) for h in range(SHAPE[1]) for w in range(SHAPE[2])]
+
+
 def test_without_attention_the_current_slice_is_the_2d_cone_and_earlier_slices_are_whole():
     prior = tiny_prior(num_layers=3)
     depth, row, column = target = (3, 2, 1)
@@ -90,6 +103,7 @@ def test_depth_stack_reads_only_earlier_slices_within_its_reach():
         {"attention_every": 1, "num_heads": 2, "num_classes": 3, "num_scalars": 2, "scalar_frequencies": 2},
         {"condition_num_embeddings": 5, "condition_upsample": 2, "kernel_size": 5, "num_layers": 3},
         {"position_frequencies": 2, "condition_num_embeddings": 5, "condition_upsample": 2, "attention_every": 2},
+        {"attention_every": 1, "attention_span": "volume", "num_scalars": 1},
     ],
 )
 def test_volume_incremental_state_matches_forward(kwargs):
@@ -102,7 +116,8 @@ def test_volume_incremental_state_matches_forward(kwargs):
         conditions["condition"] = torch.randint(5, (batch, depth // 2, height // 2, width // 2), generator=generator)
     if "num_classes" in kwargs:
         conditions["labels"] = torch.tensor([0, 2])
-        conditions["scalars"] = torch.rand(batch, 2, generator=generator, dtype=torch.float64)
+    if "num_scalars" in kwargs:
+        conditions["scalars"] = torch.rand(batch, kwargs["num_scalars"], generator=generator, dtype=torch.float64)
     with torch.no_grad():
         full = prior(indices, **conditions)
         state = prior.incremental_state(batch, (depth, height, width), **conditions)
@@ -130,6 +145,8 @@ def test_volume_output_shape_training_loss_and_dropout():
 
 
 def test_volume_prior_rejects_maps_and_mismatched_conditions():
+    with pytest.raises(ValueError, match=r"`attention_span` must be one of \('slice', 'volume'\), got 'brain'"):
+        tiny_prior(attention_span="brain")
     prior = tiny_prior(condition_num_embeddings=5, condition_upsample=2)
     with pytest.raises(ValueError, match=r"`indices` must be a code volume \(B, D, H, W\), got \(1, 4, 4\)"):
         prior(torch.zeros(1, 4, 4, dtype=torch.long))
