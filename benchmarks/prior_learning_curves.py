@@ -15,6 +15,9 @@ Usage::
     python benchmarks/prior_learning_curves.py --codes-dir outputs/demo/codes --checkpoint outputs/demo/models/model.pt \\
         --level bottom --budget 406 --threads 1 --variants bottom_lr2e-03_b16 bottom_lr4e-03_b16 bottom_lr2e-03_b8
 
+The ``volume_*`` variants are for the codes of whole volumes (``volumes.yaml``): the priors model code volumes
+(``spatial_dims=3``, no slice position) and attend within each slice, over the whole volume, or not at all.
+
 The ``<level>_lr<rate>_b<batch>`` variants set their own steps (the demo budget's number of training maps) and
 evaluation interval (one epoch's maps); each result also has its best held-out bits and its training seconds.
 """
@@ -55,6 +58,34 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "learning_rate": 2e-3,
         "position_frequencies": 4,
         "embedding_init": "codebook",
+    },
+    # code volumes (a --codes-dir of volumes.yaml's codes): attention within each slice (the depth stack brings the
+    # earlier slices) or over the whole volume, at the volume demo's recipe (demo_volumes.yaml)
+    "volume_slice_attention": {
+        "warmup": 30,
+        "cosine": True,
+        "learning_rate": 3e-3,
+        "batch_size": 4,
+        "position_frequencies": 4,
+        "attention_every": 3,
+        "attention_span": "slice",
+    },
+    "volume_volume_attention": {
+        "warmup": 30,
+        "cosine": True,
+        "learning_rate": 3e-3,
+        "batch_size": 4,
+        "position_frequencies": 4,
+        "attention_every": 3,
+        "attention_span": "volume",
+    },
+    "volume_no_attention": {
+        "warmup": 30,
+        "cosine": True,
+        "learning_rate": 3e-3,
+        "batch_size": 4,
+        "position_frequencies": 4,
+        "attention_every": 0,
     },
 }
 
@@ -107,7 +138,7 @@ def build(
     codebooks = train.settings["num_embeddings"]  # per level, coarsest first, as extract_codes records them
     conditioned = train.condition is not None
     prior = PixelCNNPrior(
-        spatial_dims=2,
+        spatial_dims=train.indices.ndim - 1,  # code maps or code volumes
         num_embeddings=codebooks[level],
         channels=settings["channels"],
         num_layers=settings["num_layers"],
@@ -117,9 +148,10 @@ def build(
         attention_every=settings.get("attention_every", 0),
         condition_num_embeddings=codebooks[level - 1] if conditioned else None,
         condition_upsample=train.indices.shape[-1] // train.condition.shape[-1] if conditioned else 2,
-        num_scalars=1,
+        num_scalars=int(has_positions(train)),
         position_frequencies=settings.get("position_frequencies", 0),
         scalar_frequencies=settings.get("scalar_frequencies", 0),
+        attention_span=settings.get("attention_span", "slice"),
     )
     if settings.get("embedding_init") == "codebook":
         if checkpoint is None:
@@ -139,8 +171,13 @@ def learning_rate(step: int, steps: int, settings: dict[str, Any]) -> float:
     return base
 
 
+def has_positions(dataset: CodeDataset) -> bool:
+    """Whether the codes are of slices with positions (the priors are conditioned on them); volumes have none."""
+    return bool(torch.isfinite(dataset.slice_position).all())
+
+
 def batch_of(dataset: CodeDataset, index: torch.Tensor) -> dict[str, torch.Tensor]:
-    kwargs = {"scalars": dataset.slice_position[index, None]}
+    kwargs = {"scalars": dataset.slice_position[index, None]} if has_positions(dataset) else {}
     if dataset.condition is not None:
         kwargs["condition"] = dataset.condition[index]
     return {"indices": dataset.indices[index], **kwargs}

@@ -71,6 +71,14 @@ def loss_terms(output: dict) -> dict[str, float]:
     }
 
 
+def _num_batches(loader: DataLoader | Sequence) -> int | None:
+    """Batches of one epoch, ``None`` when the loader does not know (an iterable dataset)."""
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
 class VQVAE2Trainer(SupervisedTrainer):
     """MONAI ``SupervisedTrainer`` for a VQ-VAE-2 (or any network returning ``(reconstruction, quantization_loss)``,
     like ``monai.networks.nets.VQVAE``).
@@ -108,6 +116,14 @@ class VQVAE2Trainer(SupervisedTrainer):
     ) -> None:
         if quantization_loss_weight < 0:
             raise ValueError(f"`quantization_loss_weight` must be >= 0, got {quantization_loss_weight}.")
+        if kwargs.get("epoch_length") is None and _num_batches(train_data_loader) == 0:
+            # a loader that drops its last incomplete batch and holds fewer items than one batch (a few whole
+            # volumes, a large batch_size) would "train" every epoch without a single step
+            batch_size = getattr(train_data_loader, "batch_size", None)
+            raise ValueError(
+                f"`train_data_loader` gives no batch: {len(train_data_loader.dataset)} training items, fewer than "
+                f"one batch of {batch_size} with drop_last; lower batch_size."
+            )
         kwargs.setdefault("prepare_batch", ReconstructionBatch(image_key))
         kwargs.setdefault("decollate", False)
         super().__init__(

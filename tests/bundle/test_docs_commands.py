@@ -34,7 +34,10 @@ TINY_VALUES = {
     "--volume_size": "[32, 32, 32]",
 }
 # the volume demo at 32x32x32 volumes of 6 mm
-VOLUME_DEMO_OVERRIDES = ["--override", "volume_size=[32,32,32]", "--override", "volume_pixdim=6.0"]
+VOLUME_DEMO_OVERRIDES = [
+    *("--override", "volume_size=[32,32,32]", "--override", "volume_pixdim=6.0"),
+    *("--override", "batch_size=2", "--override", "prior_batch_size=2"),
+]
 PRIOR_EPOCHS = ["--prior_max_epochs", "1", "--prior_batch_size", "8"]
 # the augmentation example at a few steps
 EXAMPLE_OVERRIDES = ["--steps", "2", "--batch_size", "4", "--num_synthetic", "4", "--low_data_subjects", "0"]
@@ -91,6 +94,8 @@ def adapt(command: str, places: dict[str, Path]) -> list[str]:
         action = tokens[tokens.index("monai.bundle") + 1]
         if action == "run":
             extra = tiny + (pairs(PRIOR_OVERRIDES) + pairs(PRIOR_EPOCHS) if uses_priors(tokens) else [])
+            if "volumes.yaml" in " ".join(tokens):  # a few whole volumes: batches of two
+                extra += [("--batch_size", "2"), ("--prior_batch_size", "2")]
             return with_values(tokens, extra)
         if action in ("verify_net_in_out", "ckpt_export"):
             return with_values(tokens, [(key, value) for key, value in tiny if key.startswith("--network_def#")])

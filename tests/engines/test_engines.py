@@ -77,6 +77,13 @@ def test_trainer_rejects_networks_without_quantization_loss():
         trainer.run()
 
 
+def test_trainer_refuses_a_loader_without_a_single_batch():
+    network = VQVAE2(2, 1, 1, **TINY)
+    data = DataLoader(Dataset([{"image": torch.rand(1, 32, 32)} for _ in range(3)]), batch_size=8, drop_last=True)
+    with pytest.raises(ValueError, match=r"gives no batch: 3 training items, fewer than one batch of 8 with drop_last"):
+        VQVAE2Trainer("cpu", 1, data, network, torch.optim.Adam(network.parameters()))
+
+
 def test_prepare_batch_names_the_missing_key():
     with pytest.raises(ValueError, match=r"Expected a batch dict with key 'image', got \['img'\]"):
         ReconstructionBatch()({"img": torch.zeros(1)})
