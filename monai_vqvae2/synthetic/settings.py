@@ -111,7 +111,8 @@ def check_sampling(temperature: Any, top_k: Any, method: Any) -> None:
 
 
 def check_sampler(sampler: Any, name: str = "sampler") -> None:
-    """Check that argument ``name`` is a :class:`~monai_vqvae2.inferers.HierarchicalSampler`.
+    """Check that argument ``name`` is a :class:`~monai_vqvae2.inferers.HierarchicalSampler` of 2D slices (banks and
+    synthetic datasets hold slices).
 
     Args:
         sampler: the argument.
@@ -119,9 +120,15 @@ def check_sampler(sampler: Any, name: str = "sampler") -> None:
 
     Raises:
         TypeError: ``sampler`` is not a ``HierarchicalSampler``.
+        ValueError: a sampler of whole volumes.
     """
     if not isinstance(sampler, HierarchicalSampler):
         raise TypeError(f"`{name}` must be a HierarchicalSampler, got {type(sampler).__name__}.")
+    if len(sampler.spatial_shape) != 2:
+        raise ValueError(
+            f"`{name}` generates volumes of shape {sampler.spatial_shape}; synthetic banks and datasets hold 2D slices "
+            "(write volumes with monai_vqvae2.inferers.sample_volumes_to_folder)."
+        )
 
 
 def global_conditions(sampler: HierarchicalSampler) -> tuple[int, int]:

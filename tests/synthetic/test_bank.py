@@ -16,6 +16,7 @@ from PIL import Image
 
 from monai_vqvae2.data.codes import file_digest
 from monai_vqvae2.inferers import HierarchicalSampler
+from monai_vqvae2.networks import VQVAE2, PixelCNNPrior
 from monai_vqvae2.synthetic import SyntheticSliceDataset, generate_bank, load_bank_manifest, model_digest
 from tests.tiny import TINY_SHAPE, single_thread, tiny_sampler  # noqa: F401 (autouse fixture)
 
@@ -248,3 +249,13 @@ def test_bad_manifests(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"settings": {}, "samples": []}))
     with pytest.raises(ValueError, match=r"is not a bank manifest of format 1 \(found format None\)"):
         load_bank_manifest(tmp_path)
+
+
+def test_a_bank_of_volumes_is_refused(tmp_path):
+    vqvae = VQVAE2(3, 1, 1, channels=8, num_res_layers=1, num_res_channels=4, num_embeddings=4, embedding_dim=4)
+    priors = [PixelCNNPrior(3, 4, channels=8, num_layers=1, kernel_size=3)]
+    priors.append(PixelCNNPrior(3, 4, channels=8, num_layers=1, kernel_size=3, condition_num_embeddings=4))
+    volumes = HierarchicalSampler(vqvae, priors, (16, 16, 16))
+    with pytest.raises(ValueError, match=r"generates volumes of shape \(16, 16, 16\); synthetic banks and datasets"):
+        generate_bank(volumes, tmp_path, 2)
+    assert not list(tmp_path.iterdir())
