@@ -48,8 +48,8 @@ def make_volume_dataset(
     cache_dir: str | os.PathLike | None = None,
     num_workers: int = 0,
 ) -> Dataset:
-    """A dataset of whole brain volumes ``{"image": (1, X, Y, Z), "subject", "session", ...}`` on one grid, through
-    :func:`~monai_vqvae2.transforms.whole_volume_transforms`.
+    """A dataset of whole brain volumes ``{"image": (1, X, Y, Z), "source", "subject", "session", ...}`` on one grid
+    (``source``: the file), through :func:`~monai_vqvae2.transforms.whole_volume_transforms`.
 
     Args:
         items: dicts with an ``"image"`` path (and ``"subject"``, ``"session"``, kept in every item), as
@@ -61,8 +61,7 @@ def make_volume_dataset(
             ``None``: the defaults.
         cache: ``"memory"`` (``CacheDataset``: every volume decoded once, up front), ``"disk"``
             (``PersistentDataset`` under ``cache_dir/volumes-<digest>``, see :func:`volume_cache_name`; a file
-            rewritten since is decoded again) or ``None``
-            (decoded at every access).
+            rewritten since is decoded again) or ``None`` (decoded at every access).
         cache_dir: folder of the disk cache; required with ``cache="disk"``.
         num_workers: worker threads filling the memory cache.
 
@@ -74,7 +73,7 @@ def make_volume_dataset(
         TypeError: ``items`` that are not a sequence of paths or dicts with an ``"image"`` path.
         ValueError: no items, a file listed twice, a bad grid, an unknown ``cache`` or a disk cache without a folder.
     """
-    sources = _normalise_items(items)
+    sources = [{**item, "source": item["image"]} for item in _normalise_items(items)]
     size, spacing = volume_grid(volume_size, pixdim)
     settings = as_preprocessing(preprocessing)
     if cache not in CACHE_MODES:

@@ -83,7 +83,7 @@ class PixelCNNPrior(nn.Module):
             (:func:`scalar_encoding`); 0 passes the scalars as they are.
         attention_span: for a volume, what each attention layer attends to: ``"slice"`` (the earlier positions of the
             position's slice; the depth stack brings the earlier slices) or ``"volume"`` (every earlier position of
-            the volume in raster order). Maps ignore it.
+            the volume in raster order; volumes only).
 
     Raises:
         ValueError: an invalid argument.
@@ -96,6 +96,7 @@ class PixelCNNPrior(nn.Module):
         logits_top = top_prior(indices_top, scalars=slice_position)  # (B, 512, 32, 32)
         logits_bottom = bottom_prior(indices_bottom, condition=indices_top)  # (B, 512, 64, 64)
         loss = F.cross_entropy(logits_bottom, indices_bottom)
+        volume_prior = PixelCNNPrior(spatial_dims=3, num_embeddings=512)  # code volumes (B, D, H, W), slice by slice
     """
 
     def __init__(
@@ -137,6 +138,8 @@ class PixelCNNPrior(nn.Module):
             raise ValueError(f"`kernel_size` must be an odd integer >= 3, got {kernel_size!r}.")
         if attention_span not in ATTENTION_SPANS:
             raise ValueError(f"`attention_span` must be one of {ATTENTION_SPANS}, got {attention_span!r}.")
+        if attention_span == "volume" and spatial_dims == 2:
+            raise ValueError("`attention_span='volume'` is for code volumes (`spatial_dims=3`); a map has one slice.")
         if attention_every and channels % num_heads:
             raise ValueError(f"`num_heads` ({num_heads}) must divide `channels` ({channels}) when attention is used.")
         if not 0.0 <= dropout < 1.0:

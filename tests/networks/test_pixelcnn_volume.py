@@ -147,6 +147,8 @@ def test_volume_output_shape_training_loss_and_dropout():
 def test_volume_prior_rejects_maps_and_mismatched_conditions():
     with pytest.raises(ValueError, match=r"`attention_span` must be one of \('slice', 'volume'\), got 'brain'"):
         tiny_prior(attention_span="brain")
+    with pytest.raises(ValueError, match=r"`attention_span='volume'` is for code volumes \(`spatial_dims=3`\)"):
+        tiny_prior(spatial_dims=2, attention_span="volume")
     prior = tiny_prior(condition_num_embeddings=5, condition_upsample=2)
     with pytest.raises(ValueError, match=r"`indices` must be a code volume \(B, D, H, W\), got \(1, 4, 4\)"):
         prior(torch.zeros(1, 4, 4, dtype=torch.long))

@@ -81,6 +81,7 @@ def test_volume_dataset_keeps_the_items_and_caches_by_settings(tmp_path, build, 
     assert len(dataset) == 2
     _, first = dataset[0], dataset[1]
     assert first["image"].shape == (1, 16, 16, 16) and (first["subject"], first["session"]) == ("S1", "S1_MR1")
+    assert first["source"] == str(paths[1])
     if cache == "disk":
         folder = tmp_path / "cache" / volume_cache_name((16, 16, 16), (2.0, 2.0, 2.0), SlicePreprocessing())
         assert len(list(folder.glob("*.pt"))) == 2
