@@ -157,15 +157,17 @@ def sample_to_folder(
     if len(sampler.spatial_shape) == 3:
         if slice_position is not None:
             raise ValueError(f"`slice_position` is for slices; a sampler of volumes takes none, got {slice_position}.")
-        options = {"temperature": temperature, "top_k": top_k, "seed": seed, "method": method}
         return sample_volumes_to_folder(
             sampler,
             output_dir,
             num_samples,
             1.0 if voxel_size is None else voxel_size,
+            temperature=temperature,
+            top_k=top_k,
+            seed=seed,
+            method=method,
             batch_size=batch_size,
             checkpoints=checkpoints,
-            **options,
         )
     if voxel_size is not None:
         raise ValueError(
