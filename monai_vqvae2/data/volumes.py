@@ -23,11 +23,13 @@ from monai_vqvae2.transforms import SlicePreprocessing, as_preprocessing, volume
 __all__ = ["SplitVolumeDatasets", "make_volume_dataset", "volume_cache_name"]
 
 
-def volume_cache_name(volume_size: Sequence[int], pixdim: Sequence[float], preprocessing: SlicePreprocessing) -> str:
+def volume_cache_name(
+    volume_size: Sequence[int], voxel_size: Sequence[float], preprocessing: SlicePreprocessing
+) -> str:
     """Name of the disk-cache folder of volumes on this grid with these settings: ``volumes-<digest>``, so that a run
     with other settings never reads a volume cached under the old ones."""
     description = json.dumps(
-        {"volume_size": list(volume_size), "pixdim": list(pixdim), "preprocessing": preprocessing.to_dict()},
+        {"volume_size": list(volume_size), "voxel_size": list(voxel_size), "preprocessing": preprocessing.to_dict()},
         sort_keys=True,
     )
     return "volumes-" + hashlib.sha256(description.encode()).hexdigest()[:16]
@@ -42,7 +44,7 @@ def _volume_cache_key(item: dict[str, Any]) -> bytes:
 def make_volume_dataset(
     items: Sequence[dict[str, Any] | str | os.PathLike],
     volume_size: int | Sequence[int] = (160, 192, 160),
-    pixdim: float | Sequence[float] = 1.0,
+    voxel_size: float | Sequence[float] = 1.0,
     preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
     cache: str | None = "memory",
     cache_dir: str | os.PathLike | None = None,
@@ -56,7 +58,7 @@ def make_volume_dataset(
             :func:`~monai_vqvae2.apps.discover_dataset` and the run's split give them, or plain paths.
         volume_size: voxels ``(X, Y, Z)`` of the grid (an int for a cube); for a VQ-VAE-2, a multiple of its total
             downsampling.
-        pixdim: voxel size in mm (one for all axes, or three).
+        voxel_size: voxel size in mm (one for all axes, or three).
         preprocessing: the run's :class:`~monai_vqvae2.transforms.SlicePreprocessing` (or a mapping of its fields);
             ``None``: the defaults.
         cache: ``"memory"`` (``CacheDataset``: every volume decoded once, up front), ``"disk"``
@@ -74,7 +76,7 @@ def make_volume_dataset(
         ValueError: no items, a file listed twice, a bad grid, an unknown ``cache`` or a disk cache without a folder.
     """
     sources = [{**item, "source": item["image"]} for item in _normalise_items(items)]
-    size, spacing = volume_grid(volume_size, pixdim)
+    size, spacing = volume_grid(volume_size, voxel_size)
     settings = as_preprocessing(preprocessing)
     if cache not in CACHE_MODES:
         raise ValueError(f"`cache` must be one of {CACHE_MODES}, got {cache!r}.")
@@ -90,7 +92,7 @@ def make_volume_dataset(
         dataset = Dataset(sources, chain)
     # what the volumes are made with, read by code extraction (as a SliceDataset's ``preprocessing``)
     dataset.preprocessing = settings
-    dataset.volume_grid = {"volume_size": list(size), "pixdim": list(spacing)}
+    dataset.volume_grid = {"volume_size": list(size), "voxel_size": list(spacing)}
     return dataset
 
 
@@ -102,7 +104,7 @@ class SplitVolumeDatasets(Mapping[str, Dataset]):
     Args:
         split: split name to items, e.g. from :func:`~monai_vqvae2.data.load_split`.
         volume_size: as :func:`make_volume_dataset`.
-        pixdim: as :func:`make_volume_dataset`.
+        voxel_size: as :func:`make_volume_dataset`.
         preprocessing: as :func:`make_volume_dataset`.
         cache: as :func:`make_volume_dataset`.
         cache_dir: as :func:`make_volume_dataset`.
@@ -112,13 +114,13 @@ class SplitVolumeDatasets(Mapping[str, Dataset]):
         self,
         split: Mapping[str, Sequence[dict[str, Any]]],
         volume_size: int | Sequence[int] = (160, 192, 160),
-        pixdim: float | Sequence[float] = 1.0,
+        voxel_size: float | Sequence[float] = 1.0,
         preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
         cache: str | None = "memory",
         cache_dir: str | os.PathLike | None = None,
     ) -> None:
         self.split = dict(split)
-        self.volume_size, self.pixdim = volume_grid(volume_size, pixdim)
+        self.volume_size, self.voxel_size = volume_grid(volume_size, voxel_size)
         self.preprocessing = as_preprocessing(preprocessing)
         self.options = {"cache": cache, "cache_dir": cache_dir}
         self._built: dict[str, Dataset] = {}
@@ -128,7 +130,7 @@ class SplitVolumeDatasets(Mapping[str, Dataset]):
             raise KeyError(f"no split {name!r}; the splits are {list(self.split)}.")
         if name not in self._built:
             self._built[name] = make_volume_dataset(
-                self.split[name], self.volume_size, self.pixdim, self.preprocessing, **self.options
+                self.split[name], self.volume_size, self.voxel_size, self.preprocessing, **self.options
             )
         return self._built[name]
 

@@ -22,25 +22,25 @@ from monai_vqvae2.transforms import volume_grid
 __all__ = ["orthogonal_views", "sample_volumes_to_folder", "volume_affine", "write_volume_samples"]
 
 
-def volume_affine(volume_size: Sequence[int], pixdim: Sequence[float]) -> np.ndarray:
-    """RAS affine of a generated ``(X, Y, Z)`` volume: ``pixdim`` mm voxels, the grid centred on the origin.
+def volume_affine(volume_size: Sequence[int], voxel_size: Sequence[float]) -> np.ndarray:
+    """RAS affine of a generated ``(X, Y, Z)`` volume: ``voxel_size`` mm voxels, the grid centred on the origin.
 
     Args:
         volume_size: voxels ``(X, Y, Z)``.
-        pixdim: voxel sizes in mm.
+        voxel_size: voxel sizes in mm.
 
     Returns:
         the ``(4, 4)`` affine.
     """
-    affine = np.diag([*(float(p) for p in pixdim), 1.0])
-    affine[:3, 3] = [-(size - 1) * float(p) / 2 for size, p in zip(volume_size, pixdim)]
+    affine = np.diag([*(float(p) for p in voxel_size), 1.0])
+    affine[:3, 3] = [-(size - 1) * float(p) / 2 for size, p in zip(volume_size, voxel_size)]
     return affine
 
 
 def write_volume_samples(
     volumes: torch.Tensor,
     output_dir: str | os.PathLike,
-    pixdim: float | Sequence[float],
+    voxel_size: float | Sequence[float],
     settings: dict[str, Any],
     checkpoints: Sequence[str | os.PathLike] = (),
     prefix: str = "sample",
@@ -56,18 +56,18 @@ def write_volume_samples(
         settings: sampling settings to record (seed, temperature, method, ...).
         checkpoints: checkpoint files the samples came from.
         prefix: file name prefix.
-        pixdim: voxel size in mm of the grid the model was trained on (one for all axes, or three).
+        voxel_size: voxel size in mm of the grid the model was trained on (one for all axes, or three).
 
     Returns:
         the manifest path.
 
     Raises:
-        ValueError: ``volumes`` that are not ``(B, 1, X, Y, Z)``, or a bad ``pixdim``.
+        ValueError: ``volumes`` that are not ``(B, 1, X, Y, Z)``, or a bad ``voxel_size``.
     """
     if not isinstance(volumes, torch.Tensor) or volumes.ndim != 5 or volumes.shape[1] != 1:
         shape = tuple(volumes.shape) if isinstance(volumes, torch.Tensor) else type(volumes).__name__
         raise ValueError(f"`volumes` must be a (B, 1, X, Y, Z) tensor, got {shape}.")
-    size, spacing = volume_grid(tuple(volumes.shape[2:]), pixdim)
+    size, spacing = volume_grid(tuple(volumes.shape[2:]), voxel_size)
     output_dir = Path(output_dir)
     pictures = volumes[:, 0].detach().float().cpu().clamp(0, 1).numpy()
     affine = volume_affine(size, spacing)
@@ -80,7 +80,7 @@ def write_volume_samples(
     views = (np.concatenate([orthogonal_views(picture) for picture in pictures]) * 255).round().astype(np.uint8)
     atomic_write(output_dir / f"{prefix}_views.png", lambda temporary: Image.fromarray(views).save(temporary, "PNG"))
     manifest = {
-        "settings": {**settings, "volume_size": list(size), "pixdim": list(spacing)},
+        "settings": {**settings, "volume_size": list(size), "voxel_size": list(spacing)},
         "checkpoints": checkpoint_records(checkpoints),
         "versions": package_versions(),
         "views": f"{prefix}_views.png",
@@ -93,7 +93,7 @@ def sample_volumes_to_folder(
     sampler,
     output_dir: str | os.PathLike,
     num_samples: int,
-    pixdim: float | Sequence[float],
+    voxel_size: float | Sequence[float],
     temperature: float | Sequence[float] = 1.0,
     top_k: int | None = None,
     seed: int = 0,
@@ -107,7 +107,7 @@ def sample_volumes_to_folder(
         sampler: a :class:`~monai_vqvae2.inferers.HierarchicalSampler` of a 3D VQ-VAE-2 and volume priors.
         output_dir: destination folder.
         num_samples: volumes to generate.
-        pixdim: voxel size in mm of the training grid (written in the affines).
+        voxel_size: voxel size in mm of the training grid (written in the affines).
         temperature: softmax temperature of the priors, one number or one per level (coarsest first).
         top_k: sample among the ``top_k`` most likely codes only.
         seed: seed of the sampler's own generator.
@@ -137,4 +137,4 @@ def sample_volumes_to_folder(
         "method": method,
         "spatial_shape": list(sampler.spatial_shape),
     }
-    return write_volume_samples(output.images, output_dir, pixdim, settings, checkpoints=checkpoints)
+    return write_volume_samples(output.images, output_dir, voxel_size, settings, checkpoints=checkpoints)

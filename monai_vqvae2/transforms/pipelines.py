@@ -225,44 +225,44 @@ def volume_transforms(
 
 
 def volume_grid(
-    volume_size: int | Sequence[int], pixdim: float | Sequence[float] = 1.0
+    volume_size: int | Sequence[int], voxel_size: float | Sequence[float] = 1.0
 ) -> tuple[tuple[int, int, int], tuple[float, float, float]]:
-    """The fixed grid of whole volumes, checked: ``(volume_size, pixdim)`` as three positive ints and three positive
+    """The fixed grid of whole volumes, checked: ``(volume_size, voxel_size)`` as three positive ints and three positive
     voxel sizes in mm (an int or a float means the same value on every axis).
 
     Raises:
         ValueError: a size or voxel size that is not positive, or not one or three of them.
     """
     size = (volume_size,) * 3 if isinstance(volume_size, (int, np.integer)) else tuple(volume_size)
-    spacing = (pixdim,) * 3 if isinstance(pixdim, (int, float, np.number)) else tuple(pixdim)
+    spacing = (voxel_size,) * 3 if isinstance(voxel_size, (int, float, np.number)) else tuple(voxel_size)
     if len(size) != 3 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in size):
         raise ValueError(f"`volume_size` must be a positive int or three of them (X, Y, Z), got {volume_size!r}.")
     if len(spacing) != 3 or not all(float(p) > 0 and np.isfinite(float(p)) for p in spacing):
-        raise ValueError(f"`pixdim` must be a positive voxel size in mm or three of them, got {pixdim!r}.")
+        raise ValueError(f"`voxel_size` must be a positive voxel size in mm or three of them, got {voxel_size!r}.")
     return tuple(int(s) for s in size), tuple(float(p) for p in spacing)
 
 
 def whole_volume_transforms(
     volume_size: int | Sequence[int] = (160, 192, 160),
-    pixdim: float | Sequence[float] = 1.0,
+    voxel_size: float | Sequence[float] = 1.0,
     *,
     preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
     image_key: str = "image",
     **options: Any,
 ) -> Compose:
     """The chain for 3D models: one dict ``{"image": path, ...}`` in, one whole volume ``(1, X, Y, Z)`` out, float32
-    in ``[0, 1]``, in RAS order on a fixed grid of ``volume_size`` voxels of ``pixdim`` mm.
+    in ``[0, 1]``, in RAS order on a fixed grid of ``volume_size`` voxels of ``voxel_size`` mm.
 
-    Steps: :func:`volume_preprocessing` with ``Spacingd(pixdim)`` (load, check, orient to RAS, resample, percentile
-    scaling, crop to the brain with ``crop_margin``) → ``ResizeWithPadOrCropd(volume_size)`` (the brain centred, zero
-    padded; a brain larger than the grid loses its outer voxels symmetrically) → ``EnsureTyped``. Unlike the slice
-    chains nothing is rescaled: one voxel is ``pixdim`` mm in every volume, so the affine of a generated volume is
-    ``diag(pixdim)`` in RAS (:func:`monai_vqvae2.inferers.write_volume_samples`). The default grid, 160×192×160 at
+    Steps: :func:`volume_preprocessing` with ``Spacingd(pixdim=voxel_size)`` (load, check, orient to RAS, resample,
+    percentile scaling, crop to the brain with ``crop_margin``) → ``ResizeWithPadOrCropd(volume_size)`` (the brain
+    centred, zero padded; a brain larger than the grid loses its outer voxels symmetrically) → ``EnsureTyped``. Unlike the slice
+    chains nothing is rescaled: one voxel is ``voxel_size`` mm in every volume, so the affine of a generated volume is
+    ``diag(voxel_size)`` in RAS (:func:`monai_vqvae2.inferers.write_volume_samples`). The default grid, 160×192×160 at
     1 mm, holds an adult brain whole and divides by 8 (a two-level VQ-VAE-2's total downsampling) and by 16.
 
     Args:
         volume_size: voxels ``(X, Y, Z)`` of the grid (an int for a cube).
-        pixdim: voxel size in mm (one for all axes, or three).
+        voxel_size: voxel size in mm (one for all axes, or three).
         preprocessing: the run's :class:`~monai_vqvae2.transforms.SlicePreprocessing` (or a mapping of its fields);
             ``None``: the defaults. Its ``foreground_threshold``, ``percentiles``, ``crop_margin``,
             ``analyze_axcodes`` and ``max_voxels`` are used; its ``pixdim`` is replaced by this one.
@@ -275,9 +275,9 @@ def whole_volume_transforms(
 
     Raises:
         TypeError: an unknown option.
-        ValueError: bad option values, ``volume_size`` or ``pixdim``.
+        ValueError: bad option values, ``volume_size`` or ``voxel_size``.
     """
-    size, spacing = volume_grid(volume_size, pixdim)
+    size, spacing = volume_grid(volume_size, voxel_size)
     settings = as_preprocessing(preprocessing, **{**options, "pixdim": spacing})
     steps: list = [
         *volume_preprocessing(settings, image_key=image_key).transforms,

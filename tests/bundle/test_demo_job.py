@@ -83,7 +83,7 @@ def test_volume_demo_trains_and_samples_whole_volumes(nifti_dataset, tmp_path):
     output_dir = tmp_path / "demo3d"
     tiny = {
         "volume_size": [32, 32, 32],
-        "volume_pixdim": 1.0,
+        "voxel_size": 1.0,
         "network_def#channels": 8,
         "network_def#num_res_layers": 1,
         "network_def#num_res_channels": 4,
@@ -112,7 +112,7 @@ def test_volume_demo_trains_and_samples_whole_volumes(nifti_dataset, tmp_path):
     assert set(summary["timings_s"]) == set(VOLUME_STAGES)
     assert summary["priors"]["top"]["nll_bits"] > 0 and summary["priors"]["bottom"]["nll_bits"] > 0
     codes = read_code_settings(output_dir / "codes" / "train.npz")
-    assert codes["volume_grid"] == {"volume_size": [32, 32, 32], "pixdim": [1.0, 1.0, 1.0]}
+    assert codes["volume_grid"] == {"volume_size": [32, 32, 32], "voxel_size": [1.0, 1.0, 1.0]}
     with np.load(output_dir / "codes" / "train.npz") as stored:
         assert stored["level0"].shape[1:] == (4, 4, 4) and stored["level1"].shape[1:] == (8, 8, 8)
     samples = sorted((output_dir / "samples").glob("sample_*.nii.gz"))

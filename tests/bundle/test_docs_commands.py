@@ -35,7 +35,7 @@ TINY_VALUES = {
 }
 # the volume demo at 32x32x32 volumes of 6 mm
 VOLUME_DEMO_OVERRIDES = [
-    *("--override", "volume_size=[32,32,32]", "--override", "volume_pixdim=6.0"),
+    *("--override", "volume_size=[32,32,32]", "--override", "voxel_size=6.0"),
     *("--override", "batch_size=2", "--override", "prior_batch_size=2"),
 ]
 PRIOR_EPOCHS = ["--prior_max_epochs", "1", "--prior_batch_size", "8"]

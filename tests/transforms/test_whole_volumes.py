@@ -48,7 +48,7 @@ def test_whole_volume_is_ras_on_the_grid_with_the_brain_centred(tmp_path, build)
     assert all(torch.equal(volumes[0], other) for other in volumes[1:])
 
 
-def test_whole_volume_resamples_to_pixdim_and_crops_a_larger_brain_symmetrically(tmp_path, build):
+def test_whole_volume_resamples_to_the_voxel_size_and_crops_a_larger_brain_symmetrically(tmp_path, build):
     path = build.write_nifti(tmp_path / "vol.nii.gz", build.known_volume())
     coarse = whole_volume_transforms(16, (2.0, 2.0, 2.0), crop_margin=0)({"image": str(path)})["image"]
     assert coarse.shape == (1, 16, 16, 16)
@@ -63,7 +63,7 @@ def test_volume_grid_and_bad_arguments(tmp_path, build):
     assert volume_grid((16, 24, 8), (1, 1.5, 2)) == ((16, 24, 8), (1.0, 1.5, 2.0))
     with pytest.raises(ValueError, match=r"`volume_size` must be a positive int or three of them \(X, Y, Z\), got"):
         volume_grid((16, 16), 1.0)
-    with pytest.raises(ValueError, match=r"`pixdim` must be a positive voxel size in mm or three of them, got -1"):
+    with pytest.raises(ValueError, match=r"`voxel_size` must be a positive voxel size in mm or three of them, got -1"):
         whole_volume_transforms(16, -1)
     with pytest.raises(TypeError, match="min_brain_fractions"):
         whole_volume_transforms(16, 1.0, min_brain_fractions=0.2)
@@ -124,7 +124,7 @@ def test_write_volume_samples_round_trip(tmp_path):
     manifest = write_volume_samples(volumes, tmp_path / "out", (2.0, 2.0, 2.0), {"seed": 3})
     record = json.loads(manifest.read_text())
     assert [entry["file"] for entry in record["samples"]] == ["sample_0000.nii.gz", "sample_0001.nii.gz"]
-    assert record["settings"] == {"seed": 3, "volume_size": [8, 12, 8], "pixdim": [2.0, 2.0, 2.0]}
+    assert record["settings"] == {"seed": 3, "volume_size": [8, 12, 8], "voxel_size": [2.0, 2.0, 2.0]}
     image = nib.load(tmp_path / "out" / "sample_0001.nii.gz")
     assert nib.aff2axcodes(image.affine) == ("R", "A", "S") and image.header.get_zooms() == (2.0, 2.0, 2.0)
     assert np.array_equal(np.asarray(image.dataobj), volumes[1, 0].numpy())
@@ -151,7 +151,7 @@ def test_sample_to_folder_writes_volumes_for_a_volume_sampler_and_refuses_slice_
     sampler = HierarchicalSampler(vqvae, priors, (16, 16, 8))
     manifest = sample_to_folder(sampler, tmp_path / "samples", 2, seed=4, voxel_size=(1.0, 1.0, 2.0))
     record = json.loads(manifest.read_text())
-    assert record["settings"]["pixdim"] == [1.0, 1.0, 2.0] and len(record["samples"]) == 2
+    assert record["settings"]["voxel_size"] == [1.0, 1.0, 2.0] and len(record["samples"]) == 2
     image = nib.load(tmp_path / "samples" / "sample_0000.nii.gz")
     assert image.shape == (16, 16, 8) and image.header.get_zooms() == (1.0, 1.0, 2.0)
     expected = sampler.sample(2, seed=4).images[0, 0].clamp(0, 1).float().numpy()
