@@ -59,35 +59,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "position_frequencies": 4,
         "embedding_init": "codebook",
     },
-    # code volumes (a --codes-dir of volumes.yaml's codes): attention within each slice (the depth stack brings the
-    # earlier slices) or over the whole volume, at the volume demo's recipe (demo_volumes.yaml)
-    "volume_slice_attention": {
-        "warmup": 30,
-        "cosine": True,
-        "learning_rate": 3e-3,
-        "batch_size": 4,
-        "position_frequencies": 4,
-        "attention_every": 3,
-        "attention_span": "slice",
-    },
-    "volume_volume_attention": {
-        "warmup": 30,
-        "cosine": True,
-        "learning_rate": 3e-3,
-        "batch_size": 4,
-        "position_frequencies": 4,
-        "attention_every": 3,
-        "attention_span": "volume",
-    },
-    "volume_no_attention": {
-        "warmup": 30,
-        "cosine": True,
-        "learning_rate": 3e-3,
-        "batch_size": 4,
-        "position_frequencies": 4,
-        "attention_every": 0,
-    },
 }
+
+# code volumes (a --codes-dir of volumes.yaml's codes), at the volume demo's recipe (demo_volumes.yaml): attention
+# within each slice (the depth stack brings the earlier slices), over the whole volume, or none
+VOLUME_RECIPE = {"warmup": 30, "cosine": True, "learning_rate": 3e-3, "batch_size": 4, "position_frequencies": 4}
+VARIANTS.update(
+    {
+        "volume_slice_attention": {**VOLUME_RECIPE, "attention_every": 3, "attention_span": "slice"},
+        "volume_volume_attention": {**VOLUME_RECIPE, "attention_every": 3, "attention_span": "volume"},
+        "volume_no_attention": {**VOLUME_RECIPE, "attention_every": 0},
+    }
+)
 
 # the demo's budget spent at other learning rates and batch sizes (the bundle's recipe: warm-up 30 steps, then cosine
 # decay to 0 at the variant's own last step; code positions and the slice position at 4 frequencies): the same number
