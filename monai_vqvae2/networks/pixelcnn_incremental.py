@@ -21,6 +21,16 @@ from monai_vqvae2.networks.pixelcnn_blocks import gated_activation
 __all__ = ["PixelCNNIncrementalState", "PixelCNNVolumeIncrementalState", "attention_buffers"]
 
 
+def _checked_request(batch_size: int, spatial_shape: Sequence[int], axes: str) -> tuple[int, ...]:
+    """``spatial_shape`` as ints, checked against the ``axes`` a state generates (``"(H, W)"`` or ``"(D, H, W)"``)."""
+    spatial_shape = tuple(int(s) for s in spatial_shape)
+    if len(spatial_shape) != axes.count(",") + 1 or min(spatial_shape) < 1:
+        raise ValueError(f"`spatial_shape` must be {axes} with positive sizes, got {spatial_shape}.")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
+    return spatial_shape
+
+
 def attention_buffers(
     prior: nn.Module, batch_size: int, length: int
 ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], int]:
@@ -86,11 +96,7 @@ class PixelCNNIncrementalState:
         condition_features: tuple[torch.Tensor | None, torch.Tensor | None] | None = None,
         attention_cache: tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], int] | None = None,
     ) -> None:
-        spatial_shape = tuple(int(s) for s in spatial_shape)
-        if len(spatial_shape) != 2 or min(spatial_shape) < 1:
-            raise ValueError(f"`spatial_shape` must be (H, W) with positive sizes, got {spatial_shape}.")
-        if batch_size < 1:
-            raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
+        spatial_shape = _checked_request(batch_size, spatial_shape, "(H, W)")
         if condition_features is None:
             prior.check_conditions(batch_size, spatial_shape, condition, labels, scalars)
             condition_features = prior.condition_features(spatial_shape, condition, labels, scalars)
@@ -236,11 +242,7 @@ class PixelCNNVolumeIncrementalState:
         labels: torch.Tensor | None = None,
         scalars: torch.Tensor | None = None,
     ) -> None:
-        spatial_shape = tuple(int(s) for s in spatial_shape)
-        if len(spatial_shape) != 3 or min(spatial_shape) < 1:
-            raise ValueError(f"`spatial_shape` must be (D, H, W) with positive sizes, got {spatial_shape}.")
-        if batch_size < 1:
-            raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
+        spatial_shape = _checked_request(batch_size, spatial_shape, "(D, H, W)")
         prior.check_conditions(batch_size, spatial_shape, condition, labels, scalars)
         self.prior = prior
         self.batch_size = batch_size
