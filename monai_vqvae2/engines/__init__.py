@@ -14,6 +14,7 @@ from monai_vqvae2.engines.autoencoder import (
 from monai_vqvae2.engines.checkpoint import CheckpointHandler, latest_checkpoint
 from monai_vqvae2.engines.handlers import (
     CodebookUsageHandler,
+    EpochValidationHandler,
     HierarchyProbeHandler,
     MetricsJSONWriter,
     NonFiniteLossHandler,
@@ -28,6 +29,7 @@ __all__ = [
     "RECONSTRUCTION_LOSS",
     "CheckpointHandler",
     "CodebookUsageHandler",
+    "EpochValidationHandler",
     "HierarchyProbeHandler",
     "MetricsJSONWriter",
     "NonFiniteLossHandler",

@@ -1,4 +1,5 @@
-"""Ignite handlers of the VQ-VAE-2 stage: codebook usage metrics, reconstruction figures, metrics JSON files."""
+"""Ignite handlers of the training stages: validation every N epochs and after the last, codebook usage metrics,
+reconstruction figures, metrics JSON files."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from ignite.engine import Engine, Events
 from ignite.handlers import TerminateOnNan
+from monai.engines import Evaluator
+from monai.handlers import ValidationHandler
 from monai.metrics import SSIMMetric
 from monai.utils import convert_to_tensor
 from PIL import Image
@@ -24,6 +27,7 @@ from monai_vqvae2.slice_io import orthogonal_views
 
 __all__ = [
     "CodebookUsageHandler",
+    "EpochValidationHandler",
     "HierarchyProbeHandler",
     "MetricsJSONWriter",
     "NonFiniteLossHandler",
@@ -37,6 +41,37 @@ logger = logging.getLogger(__name__)
 
 def _loss(output: dict) -> torch.Tensor:
     return output["loss"]
+
+
+class EpochValidationHandler(ValidationHandler):
+    """MONAI's :class:`~monai.handlers.ValidationHandler` at epoch level that also validates after the last epoch.
+
+    MONAI's handler validates every ``interval`` epochs only, so with ``interval=5`` a 12-epoch run never scores (or
+    checkpoints, where a checkpoint handler follows the validation) its last two epochs, and a 1-epoch run never
+    validates at all. This one validates at every ``interval``-th epoch and at the trainer's last epoch.
+
+    Args:
+        interval: validate every ``interval`` epochs (a positive integer).
+        validator: the evaluator to run (``None``: set it later with ``set_validator``).
+        exec_at_start: also validate once before training.
+
+    Raises:
+        ValueError: ``interval`` is not a positive integer.
+    """
+
+    def __init__(self, interval: int, validator: Evaluator | None = None, exec_at_start: bool = False) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+            raise ValueError(f"`interval` (epochs between validations) must be a positive integer, got {interval!r}.")
+        super().__init__(interval, validator=validator, epoch_level=True, exec_at_start=exec_at_start)
+
+    def _due(self, engine: Engine, epoch: int) -> bool:
+        return epoch % self.interval == 0 or epoch == engine.state.max_epochs
+
+    def attach(self, engine: Engine) -> None:
+        """Validate after every ``interval``-th epoch of ``engine`` and after its last epoch."""
+        engine.add_event_handler(Events.EPOCH_COMPLETED(event_filter=self._due), self)
+        if self.exec_at_start:
+            engine.add_event_handler(Events.STARTED, self)
 
 
 class NonFiniteLossHandler:

@@ -91,7 +91,7 @@ def test_metadata_has_numeric_eval_metrics_the_priors_and_complete_references():
 @pytest.mark.parametrize(
     ("level", "overrides", "epochs", "batch", "rate", "dropout"),
     [
-        ("top", {}, 12, 16, 0.004, 0.2),
+        ("top", {}, 18, 16, 0.004, 0.2),
         ("bottom", {}, 8, 8, 0.003, 0.0),
         ("top", {"prior_max_epochs": 3}, 3, 16, 0.004, 0.2),
         ("bottom", {"prior_max_epochs": 3, "prior_batch_size": 4}, 3, 4, 0.003, 0.0),

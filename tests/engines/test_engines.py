@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Events
+from ignite.engine import Engine, Events
 from monai.data import DataLoader, Dataset
+from monai.engines import SupervisedEvaluator
 from monai.handlers import CheckpointLoader
 from monai.metrics import PSNRMetric, SSIMMetric
 from PIL import Image
@@ -16,6 +17,7 @@ from PIL import Image
 from monai_vqvae2.engines import (
     CheckpointHandler,
     CodebookUsageHandler,
+    EpochValidationHandler,
     HierarchyProbeHandler,
     MetricsJSONWriter,
     NonFiniteLossHandler,
@@ -280,3 +282,32 @@ def test_hierarchy_probe_without_a_top_only_decoder_reports_code_statistics_only
         "brain_perplexity_bottom",
         "brain_perplexity_top",
     ]
+
+
+class CountingEvaluator(SupervisedEvaluator):
+    """An evaluator over nothing that records the trainer epochs it was run at."""
+
+    def __init__(self):
+        super().__init__(device="cpu", val_data_loader=[], network=torch.nn.Identity())
+        self.epochs = []
+
+    def run(self, global_epoch: int = 1) -> None:
+        self.epochs.append(global_epoch)
+
+
+@pytest.mark.parametrize(
+    ("interval", "max_epochs", "validated"),
+    [(5, 10, [5, 10]), (5, 12, [5, 10, 12]), (5, 1, [1]), (1, 3, [1, 2, 3]), (4, 8, [4, 8])],
+)
+def test_epoch_validation_handler_validates_every_interval_and_after_the_last_epoch(interval, max_epochs, validated):
+    trainer = Engine(lambda engine, batch: None)
+    evaluator = CountingEvaluator()
+    EpochValidationHandler(interval, evaluator).attach(trainer)
+    trainer.run([0], max_epochs=max_epochs)
+    assert evaluator.epochs == validated
+
+
+@pytest.mark.parametrize("interval", [0, -1, 2.5, True])
+def test_epoch_validation_handler_rejects_an_interval_that_is_not_a_positive_integer(interval):
+    with pytest.raises(ValueError, match="`interval` .* must be a positive integer"):
+        EpochValidationHandler(interval)
