@@ -7,6 +7,8 @@ volumes on one fixed grid.
 - :mod:`~monai_vqvae2.transforms.checks`: checks of a file before decoding (:func:`check_image_file`);
 - :mod:`~monai_vqvae2.transforms.dictionary`: :class:`CheckImageFiled`, :class:`ValidateVolumed`,
   :class:`AssumeAnalyzeOrientationd`, :class:`ExtractAxialSlicesd`;
+- :mod:`~monai_vqvae2.transforms.labels`: tissue labels beside images (:data:`TISSUE_CLASSES`,
+  :class:`MapLabelValuesd`, :class:`CheckAlignedd`), which the chains carry with ``label_key``;
 - :mod:`~monai_vqvae2.transforms.pipelines`: :func:`volume_preprocessing`, :func:`volume_transforms`,
   :func:`png_slice_transforms`, :func:`whole_volume_transforms` (and its grid, :func:`volume_grid`);
 - :mod:`~monai_vqvae2.transforms.errors`: :class:`~monai_vqvae2.transforms.errors.InvalidImageError`, raised for
@@ -22,6 +24,13 @@ from monai_vqvae2.transforms.dictionary import (
     ExtractAxialSlicesd,
     ValidateVolumed,
 )
+from monai_vqvae2.transforms.labels import (
+    FSL_TISSUE_VALUES,
+    PNG_TISSUE_VALUES,
+    TISSUE_CLASSES,
+    CheckAlignedd,
+    MapLabelValuesd,
+)
 from monai_vqvae2.transforms.pipelines import (
     png_slice_transforms,
     volume_grid,
@@ -32,11 +41,16 @@ from monai_vqvae2.transforms.pipelines import (
 from monai_vqvae2.transforms.settings import RESIZE_MODES, SlicePreprocessing, as_preprocessing
 
 __all__ = [
+    "FSL_TISSUE_VALUES",
     "MAX_VOXELS",
+    "PNG_TISSUE_VALUES",
     "RESIZE_MODES",
+    "TISSUE_CLASSES",
     "AssumeAnalyzeOrientationd",
+    "CheckAlignedd",
     "CheckImageFiled",
     "ExtractAxialSlicesd",
+    "MapLabelValuesd",
     "SlicePreprocessing",
     "ValidateVolumed",
     "as_preprocessing",

@@ -48,6 +48,7 @@ from monai_vqvae2.transforms.dictionary import (
     ValidateVolumed,
 )
 from monai_vqvae2.transforms.errors import as_invalid_image
+from monai_vqvae2.transforms.labels import FSL_TISSUE_VALUES, PNG_TISSUE_VALUES, CheckAlignedd, MapLabelValuesd
 from monai_vqvae2.transforms.settings import RESIZE_MODES, SlicePreprocessing, as_preprocessing
 
 __all__ = [
@@ -103,25 +104,49 @@ def _to_grayscale(image: Any) -> Any:
     return image if image.mode in ("L", "I", "I;16", "F") else image.convert("L")
 
 
-def _slice_tail(image_key: str, size: tuple[int, ...], resize_mode: str) -> list:
+def _keys(image_key: str, label_key: str | None) -> list[str]:
+    return [image_key] if label_key is None else [image_key, label_key]
+
+
+def _slice_tail(image_key: str, size: tuple[int, ...], resize_mode: str, label_key: str | None = None) -> list:
     """Per-slice transforms shared by volumes and PNGs (and by whole volumes): fit into ``size`` and make a plain
-    float32 tensor in ``[0, 1]``."""
+    float32 tensor in ``[0, 1]`` (and the label, resized with nearest neighbours, an int64 tensor of class
+    indices)."""
     tail: list = []
     if resize_mode == "longest":
-        tail += [
-            Resized(image_key, spatial_size=max(size), size_mode="longest", mode="bilinear", anti_aliasing=True),
-            # interpolation may overshoot 1 by a float32 rounding step: an identity scaling that clips to [0, 1]
-            ScaleIntensityRanged(image_key, a_min=0.0, a_max=1.0, b_min=0.0, b_max=1.0, clip=True),
-        ]
+        tail.append(
+            Resized(image_key, spatial_size=max(size), size_mode="longest", mode="bilinear", anti_aliasing=True)
+        )
+        if label_key is not None:
+            tail.append(Resized(label_key, spatial_size=max(size), size_mode="longest", mode="nearest-exact"))
+        # interpolation may overshoot 1 by a float32 rounding step: an identity scaling that clips to [0, 1]
+        tail.append(ScaleIntensityRanged(image_key, a_min=0.0, a_max=1.0, b_min=0.0, b_max=1.0, clip=True))
     tail += [
-        ResizeWithPadOrCropd(image_key, spatial_size=size, mode="constant"),
+        ResizeWithPadOrCropd(_keys(image_key, label_key), spatial_size=size, mode="constant"),
         EnsureTyped(image_key, data_type="tensor", dtype=torch.float32, track_meta=False),
     ]
+    if label_key is not None:
+        tail.append(EnsureTyped(label_key, data_type="tensor", dtype=torch.int64, track_meta=False))
     return tail
 
 
+def _label_checks(label_key: str | None, label_values: Sequence[int], spatial_dims: int) -> list:
+    """After loading: a label is one channel of known class values."""
+    if label_key is None:
+        return []
+    return [
+        ValidateVolumed(label_key, spatial_dims=spatial_dims, allow_constant=True),
+        MapLabelValuesd(label_key, values=label_values),
+    ]
+
+
 def volume_preprocessing(
-    preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None, *, image_key: str = "image", **options: Any
+    preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
+    *,
+    image_key: str = "image",
+    label_key: str | None = None,
+    label_values: Sequence[int] = FSL_TISSUE_VALUES,
+    **options: Any,
 ) -> Compose:
     """The volume part of :func:`volume_transforms`, up to and including the brain crop: one 3D volume out, with
     every geometric step recorded so that ``monai.transforms.Invertd`` can map results back onto the file's voxel
@@ -137,32 +162,40 @@ def volume_preprocessing(
             ``None``: the defaults. Only the fields up to the crop are used (``foreground_threshold``,
             ``percentiles``, ``pixdim``, ``crop_margin``, ``analyze_axcodes``, ``max_voxels``).
         image_key: key holding the file path, then the image.
+        label_key: key holding the path of a label file on the image's voxel grid (e.g. OASIS-1's ``FSL_SEG``), then
+            the label, which follows every geometric step with nearest-neighbour interpolation; ``None``: no label.
+        label_values: the stored value of each label class, by class index (:class:`MapLabelValuesd`).
         options: fields of :class:`~monai_vqvae2.transforms.SlicePreprocessing` replacing those of
             ``preprocessing``, e.g. ``crop_margin=0``.
 
     Returns:
-        a MONAI ``Compose``; called on a file it raises :class:`InvalidImageError` naming the file for any problem.
+        a MONAI ``Compose``; called on a file it raises :class:`InvalidImageError` naming the file for any problem
+        (of a label too: unknown class values, another voxel grid than the image's).
 
     Raises:
         TypeError: an unknown option.
         ValueError: bad option values.
     """
     settings = as_preprocessing(preprocessing, **options)
+    keys = _keys(image_key, label_key)
     lower, upper = settings.percentiles
     steps: list = [
-        CheckImageFiled(image_key, max_voxels=settings.max_voxels),
-        LoadImaged(image_key, reader="NibabelReader", image_only=True, dtype=np.float32),
-        EnsureChannelFirstd(image_key),
+        CheckImageFiled(keys, path_keys=["source", "label_source"][: len(keys)], max_voxels=settings.max_voxels),
+        LoadImaged(keys, reader="NibabelReader", image_only=True, dtype=np.float32),
+        EnsureChannelFirstd(keys),
         ValidateVolumed(image_key, spatial_dims=3),
-        AssumeAnalyzeOrientationd(image_key, axcodes=settings.analyze_axcodes),
-        Orientationd(image_key, axcodes="RAS", labels=RAS_LABELS),
+        *_label_checks(label_key, label_values, spatial_dims=3),
+        AssumeAnalyzeOrientationd(keys, axcodes=settings.analyze_axcodes),
     ]
+    if label_key is not None:
+        steps.append(CheckAlignedd(label_key, image_key=image_key))
+    steps.append(Orientationd(keys, axcodes="RAS", labels=RAS_LABELS))
     if settings.pixdim is not None:
-        steps.append(Spacingd(image_key, pixdim=settings.pixdim, mode="bilinear"))
+        steps.append(Spacingd(keys, pixdim=settings.pixdim, mode=["bilinear", "nearest"][: len(keys)]))
     steps += [
         ScalePercentilesd(image_key, lower=lower, upper=upper),
         CropForegroundd(
-            image_key,
+            keys,
             source_key=image_key,
             select_fn=_AboveThreshold(settings.foreground_threshold),
             margin=settings.crop_margin,
@@ -177,6 +210,8 @@ def volume_transforms(
     *,
     preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
     image_key: str = "image",
+    label_key: str | None = None,
+    label_values: Sequence[int] = FSL_TISSUE_VALUES,
     **options: Any,
 ) -> Compose:
     """The volume-to-slices chain: one dict ``{"image": path, ...}`` in, a list of slice dicts out.
@@ -199,27 +234,34 @@ def volume_transforms(
         preprocessing: the run's :class:`~monai_vqvae2.transforms.SlicePreprocessing` (or a mapping of its fields);
             ``None``: the defaults.
         image_key: key holding the file path, then the image.
+        label_key: key holding the path of a label volume on the image's voxel grid, then its slices: ``(1, H, W)``
+            int64 class indices that follow the image through every step (nearest-neighbour resampling and
+            resizing); ``None``: no label. Slices are kept by the image's brain fraction.
+        label_values: the stored value of each label class, by class index (default: FSL FAST's 0, 1, 2, 3).
         options: fields of :class:`~monai_vqvae2.transforms.SlicePreprocessing` replacing those of
             ``preprocessing``, e.g. ``min_brain_fraction=0.2, resize_mode="pad"``.
 
     Returns:
         a MONAI ``Compose``; called on a file it raises :class:`InvalidImageError` naming the file for any problem
-        (unreadable, truncated, hostile header, NaN/Inf, constant, ...).
+        (unreadable, truncated, hostile header, NaN/Inf, constant, a label with unknown values or on another grid,
+        ...).
 
     Raises:
         TypeError: an unknown option.
         ValueError: bad option values.
     """
     settings = as_preprocessing(preprocessing, image_size=image_size, **options)
+    keys = _keys(image_key, label_key)
     steps: list = [
-        *volume_preprocessing(settings, image_key=image_key).transforms,
+        *volume_preprocessing(settings, image_key=image_key, label_key=label_key, label_values=label_values).transforms,
         ExtractAxialSlicesd(
-            image_key,
+            keys,
+            source_key=image_key,
             min_brain_fraction=settings.min_brain_fraction,
             foreground_threshold=settings.foreground_threshold,
         ),
-        Rotate90d(image_key, k=DISPLAY_ROT90_K, spatial_axes=(0, 1)),  # slice_io.to_display, as a MONAI transform
-        *_slice_tail(image_key, settings.image_size, settings.resize_mode),
+        Rotate90d(keys, k=DISPLAY_ROT90_K, spatial_axes=(0, 1)),  # slice_io.to_display, as a MONAI transform
+        *_slice_tail(image_key, settings.image_size, settings.resize_mode, label_key=label_key),
     ]
     return _FileChain(steps, path_key=image_key)
 
@@ -292,6 +334,8 @@ def png_slice_transforms(
     preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
     image_key: str = "image",
     max_value: float | None = None,
+    label_key: str | None = None,
+    label_values: Sequence[int] = PNG_TISSUE_VALUES,
     **options: Any,
 ) -> Compose:
     """The chain for preprocessed PNG slices: ``{"image": path, ...}`` in, one slice dict out.
@@ -311,6 +355,11 @@ def png_slice_transforms(
             ``max_voxels``.
         image_key: key holding the file path, then the image.
         max_value: the same as the ``png_max_value`` option (intensity mapped to 1).
+        label_key: key holding the path of a label PNG of the same size (e.g. the ``keras_png_slices_seg_*``
+            masks), then the label: ``(1, H, W)`` int64 class indices, resized with nearest neighbours; ``None``: no
+            label.
+        label_values: the stored grey level of each label class, by class index (default: the OASIS PNG masks' 0,
+            85, 170, 255).
         options: fields of :class:`~monai_vqvae2.transforms.SlicePreprocessing` replacing those of
             ``preprocessing``.
 
@@ -324,19 +373,20 @@ def png_slice_transforms(
     if max_value is not None:
         options["png_max_value"] = max_value
     settings = as_preprocessing(preprocessing, image_size=image_size, **options)
-    return _FileChain(
-        [
-            CheckImageFiled(image_key, max_voxels=settings.max_voxels),
-            LoadImaged(
-                image_key,
-                reader=PILReader(converter=_to_grayscale, reverse_indexing=False),
-                image_only=True,
-                dtype=np.float32,
-            ),
-            EnsureChannelFirstd(image_key),
-            ValidateVolumed(image_key, spatial_dims=2, allow_constant=True, max_value=settings.png_max_value),
-            ScaleIntensityRanged(image_key, a_min=0.0, a_max=settings.png_max_value, b_min=0.0, b_max=1.0, clip=True),
-            *_slice_tail(image_key, settings.image_size, settings.resize_mode),
-        ],
-        path_key=image_key,
-    )
+    keys = _keys(image_key, label_key)
+    steps: list = [
+        CheckImageFiled(keys, path_keys=["source", "label_source"][: len(keys)], max_voxels=settings.max_voxels),
+        LoadImaged(
+            keys, reader=PILReader(converter=_to_grayscale, reverse_indexing=False), image_only=True, dtype=np.float32
+        ),
+        EnsureChannelFirstd(keys),
+        ValidateVolumed(image_key, spatial_dims=2, allow_constant=True, max_value=settings.png_max_value),
+        *_label_checks(label_key, label_values, spatial_dims=2),
+    ]
+    if label_key is not None:
+        steps.append(CheckAlignedd(label_key, image_key=image_key))
+    steps += [
+        ScaleIntensityRanged(image_key, a_min=0.0, a_max=settings.png_max_value, b_min=0.0, b_max=1.0, clip=True),
+        *_slice_tail(image_key, settings.image_size, settings.resize_mode, label_key=label_key),
+    ]
+    return _FileChain(steps, path_key=image_key)

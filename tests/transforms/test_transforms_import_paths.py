@@ -35,6 +35,7 @@ FORMER_DATA_NAMES = sorted(set(FORMER_NAMES) - {"RESIZE_MODES", "is_analyze_path
 
 def test_the_old_import_paths_give_the_new_objects():
     new_names = {"SlicePreprocessing", "as_preprocessing", "volume_grid", "whole_volume_transforms"}
+    new_names |= {"FSL_TISSUE_VALUES", "PNG_TISSUE_VALUES", "TISSUE_CLASSES", "CheckAlignedd", "MapLabelValuesd"}
     assert sorted(monai_vqvae2.transforms.__all__) == sorted([*FORMER_NAMES, *new_names])
     assert sorted(monai_vqvae2.data.transforms.__all__) == sorted(FORMER_NAMES)
     for name in FORMER_NAMES:
