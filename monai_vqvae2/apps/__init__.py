@@ -27,6 +27,7 @@ from monai_vqvae2.apps.demo_data import (
     MNI_NOTICE,
     check_demo_dependencies,
     default_demo_dir,
+    demo_label_path,
     demo_session_paths,
     prepare_demo_dataset,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "OASIS1_IMAGES",
     "check_demo_dependencies",
     "default_demo_dir",
+    "demo_label_path",
     "demo_session_paths",
     "discover_dataset",
     "discover_nifti_folder",

@@ -5,7 +5,9 @@ average brain*. A subject-level split of copies of it would be meaningless, so e
 template under a seeded, realistic variation: a small random affine (rotation of a few degrees, per-axis scaling
 of a few percent, shift), a smooth random deformation, a gamma change of contrast, a smooth multiplicative bias
 field and noise, then masked by the equally warped brain mask so that it looks like an OASIS-1
-``t88_masked_gfc`` image. The result is written as Analyze 7.5 in the OASIS-1 layout (stored radiologically,
+``t88_masked_gfc`` image. Like an OASIS-1 session it also has a tissue segmentation in ``FSL_SEG`` (0 background,
+1 CSF, 2 grey matter, 3 white matter, as FSL FAST labels them): the most likely class inside the warped brain mask
+from the template's grey- and white-matter probability maps, warped the same way (CSF: what they leave). The result is written as Analyze 7.5 in the OASIS-1 layout (stored radiologically,
 ``(176, 208, 176, 1)`` int16, like OASIS), so the demo goes through exactly the OASIS-1 loading path. It is a
 demo and a test fixture, not evidence that a model generalises: every pseudo-subject is the same brain.
 
@@ -37,6 +39,7 @@ __all__ = [
     "MNI_NOTICE",
     "check_demo_dependencies",
     "default_demo_dir",
+    "demo_label_path",
     "demo_session_paths",
     "prepare_demo_dataset",
 ]
@@ -49,7 +52,7 @@ _MARKER_TEXT = (
     "This folder was created by monai_vqvae2's embedded demo (prepare_demo_dataset) and holds only generated data.\n"
     "The demo writes only into folders holding this file. Deleting the whole folder is safe.\n"
 )
-_FORMAT_VERSION = 2  # 2: the manifest records a SHA-256 per file written
+_FORMAT_VERSION = 3  # 2: the manifest records a SHA-256 per file written; 3: tissue labels in FSL_SEG
 _MANIFEST = "demo_manifest.json"
 _NOTICE_FILE = "MNI152_NOTICE.txt"
 _INTENSITY_SCALE = 1000.0  # template intensities (0..1) to int16 counts, in the range of OASIS images
@@ -103,6 +106,14 @@ def _sessions(num_subjects: int, with_mr2: bool) -> list[tuple[int, int]]:
     return sessions
 
 
+def demo_label_path(image_path: str | os.PathLike) -> Path:
+    """The tissue segmentation :func:`prepare_demo_dataset` writes beside a session's image, where OASIS-1 keeps
+    it: ``<session>/FSL_SEG/<image name>_fseg.hdr``."""
+    image_path = Path(image_path)
+    session_dir = image_path.parents[3]
+    return session_dir / "FSL_SEG" / f"{image_path.stem}_fseg.hdr"
+
+
 def demo_session_paths(root: str | os.PathLike, num_subjects: int = 8, with_mr2: bool = True) -> list[Path]:
     """The ``.hdr`` paths :func:`prepare_demo_dataset` writes (OASIS-1 layout).
 
@@ -145,21 +156,31 @@ def _atomic_save_analyze(data: np.ndarray, header_path: Path) -> None:
 
 
 def _load_template() -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Template and brain mask as a ``(1, 2, X, Y, Z)`` tensor, the template affine and the mask's centre (mm)."""
+    """Template, brain mask and grey- and white-matter probability maps as a ``(1, 4, X, Y, Z)`` tensor, the template
+    affine and the mask's centre (mm)."""
     check_demo_dependencies()
-    from nilearn.datasets import load_mni152_brain_mask, load_mni152_template
+    from nilearn.datasets import (
+        load_mni152_brain_mask,
+        load_mni152_gm_template,
+        load_mni152_template,
+        load_mni152_wm_template,
+    )
 
     template = load_mni152_template(resolution=1)
     mask = load_mni152_brain_mask(resolution=1)
     t1 = np.asarray(template.get_fdata(dtype=np.float32))
     brain = np.asarray(mask.get_fdata(dtype=np.float32))
-    if t1.shape != brain.shape:
-        raise ValueError(f"nilearn template {t1.shape} and brain mask {brain.shape} differ in shape.")
+    tissues = [
+        np.asarray(load(resolution=1).get_fdata(dtype=np.float32))
+        for load in (load_mni152_gm_template, load_mni152_wm_template)
+    ]
+    if any(volume.shape != t1.shape for volume in (brain, *tissues)):
+        raise ValueError(f"nilearn template {t1.shape}, brain mask and tissue maps differ in shape.")
     t1 = t1 / max(float(t1.max()), 1e-6)
     nonzero = np.argwhere(brain > 0.5)
     centre_voxel = (nonzero.min(0) + nonzero.max(0)) / 2.0
     centre_mm = template.affine[:3, :3] @ centre_voxel + template.affine[:3, 3]
-    volumes = torch.from_numpy(np.stack([t1 * brain, brain]))[None]
+    volumes = torch.from_numpy(np.stack([t1 * brain, brain, *tissues]))[None]
     return volumes, np.asarray(template.affine, dtype=np.float64), centre_mm
 
 
@@ -182,8 +203,9 @@ def _smooth_field(
 
 def _make_session(
     volumes: torch.Tensor, template_affine: np.ndarray, centre_mm: np.ndarray, seed: int, subject: int, session: int
-) -> np.ndarray:
-    """One pseudo-subject session in RAS voxel order on the OASIS grid, float32, 0 outside the brain."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """One pseudo-subject session in RAS voxel order on the OASIS grid: the image (float32, 0 outside the brain) and
+    its tissue label (uint8: 0 outside the brain, then 1 CSF, 2 grey matter, 3 white matter)."""
     anatomy = np.random.default_rng([seed, subject])  # shared by all sessions of a subject
     scan = np.random.default_rng([seed, subject, session])  # re-scan: new position, noise and bias
     angles = np.deg2rad(anatomy.uniform(-4.0, 4.0, 3) + scan.uniform(-1.0, 1.0, 3))
@@ -219,12 +241,15 @@ def _make_session(
     deformation = 2.0 * _smooth_field(anatomy_generator, 5, shape, 3).permute(1, 2, 3, 0)
     grid += deformation @ mm_to_normalised
     image = F.grid_sample(volumes[:, :1], grid, mode="bilinear", align_corners=True)[0, 0]
-    brain = F.grid_sample(volumes[:, 1:], grid, mode="bilinear", align_corners=True)[0, 0] > 0.5
+    brain = F.grid_sample(volumes[:, 1:2], grid, mode="bilinear", align_corners=True)[0, 0] > 0.5
+    grey, white = F.grid_sample(volumes[:, 2:4], grid, mode="bilinear", align_corners=True)[0]
+    csf = (1.0 - grey - white).clamp_min(0.0)
+    label = torch.where(brain, torch.stack([csf, grey, white]).argmax(0) + 1, torch.zeros((), dtype=torch.int64))
 
     bias = torch.exp(0.08 * _smooth_field(scan_generator, 3, shape, 1)[0])
     noise = torch.randn(shape, generator=scan_generator) * 0.015
     image = (image.clamp_min(0.0) ** gamma * bias + noise).clamp_min(0.0)
-    return torch.where(brain, image, torch.zeros(())).numpy()
+    return torch.where(brain, image, torch.zeros(())).numpy(), label.to(torch.uint8).numpy()
 
 
 def _claim_folder(folder: Path) -> None:
@@ -275,7 +300,8 @@ def prepare_demo_dataset(
 
     Files: ``root/disc1/OAS1_000N_MR1/PROCESSED/MPRAGE/T88_111/OAS1_000N_MR1_mpr_n4_anon_111_t88_masked_gfc.hdr``
     and ``.img`` for N = 1..``num_subjects`` (plus ``OAS1_0001_MR2``, a re-scan of subject 1, when ``with_mr2``),
-    ``root/MNI152_NOTICE.txt`` (copyright notice and the one-brain caveat), the marker ``root/.monai_vqvae2_demo``
+    each with its tissue segmentation ``FSL_SEG/OAS1_000N_MR1_mpr_n4_anon_111_t88_masked_gfc_fseg.hdr`` and ``.img``
+    (:func:`demo_label_path`), ``root/MNI152_NOTICE.txt`` (copyright notice and the one-brain caveat), the marker ``root/.monai_vqvae2_demo``
     and ``root/demo_manifest.json`` (settings and the SHA-256 of every file written).
 
     ``root`` must be new, empty or a folder this function created (it holds the marker, written before anything
@@ -315,7 +341,12 @@ def prepare_demo_dataset(
     manifest_path = folder / _MANIFEST
     previous = _read_manifest(manifest_path)
     recorded = previous.get("files") if isinstance(previous.get("files"), dict) else {}
-    wanted_files = [str(p.with_suffix(suffix).relative_to(folder)) for p in wanted for suffix in (".hdr", ".img")]
+    wanted_files = [
+        str(q.with_suffix(suffix).relative_to(folder))
+        for p in wanted
+        for q in (p, demo_label_path(p))
+        for suffix in (".hdr", ".img")
+    ]
     complete = all((folder / relative).is_file() for relative in wanted_files)
     if previous.get("settings") == settings and complete and (folder / _NOTICE_FILE).is_file():
         return folder
@@ -333,13 +364,16 @@ def prepare_demo_dataset(
     missing = [
         (pair, path)
         for pair, path in zip(_sessions(int(num_subjects), with_mr2), wanted)
-        if not (path.is_file() and path.with_suffix(".img").is_file())
+        if not all(
+            q.with_suffix(suffix).is_file() for q in (path, demo_label_path(path)) for suffix in (".hdr", ".img")
+        )
     ]
     if missing:
         volumes, template_affine, centre_mm = _load_template()
         for (subject, session), path in missing:
-            ras = _make_session(volumes, template_affine, centre_mm, int(seed), subject, session)
+            ras, label = _make_session(volumes, template_affine, centre_mm, int(seed), subject, session)
             stored = np.round(ras[::-1] * _INTENSITY_SCALE).astype(np.int16)[..., None]  # radiological (LAS), 4D
+            _atomic_save_analyze(np.ascontiguousarray(label[::-1][..., None]), demo_label_path(path))
             _atomic_save_analyze(np.ascontiguousarray(stored), path)
     files = {relative: kept.get(relative) or file_digest(folder / relative) for relative in sorted(wanted_files)}
     manifest = {"settings": settings, "files": files, "notice": _NOTICE_FILE}

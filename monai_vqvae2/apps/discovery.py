@@ -63,9 +63,21 @@ def _layout_present(layout: str, root: Path) -> bool:
     return True
 
 
-def _discover_demo(dataset_dir: str | os.PathLike | None, num_subjects: int, seed: int) -> list[dict[str, Any]]:
+def _discover_demo(
+    dataset_dir: str | os.PathLike | None, num_subjects: int, seed: int, labels: bool
+) -> list[dict[str, Any]]:
     root = prepare_demo_dataset(dataset_dir, num_subjects=num_subjects, seed=seed)
-    return [dict(item, dataset="demo") for item in discover_oasis1(root)]
+    return [dict(item, dataset="demo") for item in discover_oasis1(root, labels=labels)]
+
+
+def _check_labels(items: list[dict[str, Any]], source: Any) -> None:
+    """With ``labels=True`` a file list must name a label for every image (column ``label``)."""
+    for item in items:
+        if not item.get("label"):
+            raise ValueError(
+                f"labels=True, but the file list {source!r} names no label for {item['image']}: give a 'label' "
+                "column (or key) with the path of each image's label file."
+            )
 
 
 def discover_dataset(
@@ -79,6 +91,8 @@ def discover_dataset(
     demo_subjects: int = 8,
     demo_seed: int = 0,
     on_error: str = "raise",
+    labels: bool = False,
+    label_dir: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
     """Discover a dataset and return MONAI-style items ``{"image": path, "subject": id, "session": id, ...}``.
 
@@ -95,6 +109,12 @@ def discover_dataset(
         demo_subjects: number of pseudo-subjects for ``kind="demo"``.
         demo_seed: seed of the demo data.
         on_error: ``"raise"`` (default) or ``"skip"`` (one warning per bad entry and a count at the end).
+        labels: also give each image's tissue label file as ``"label"`` (classes 0 background, 1 CSF, 2 grey and 3
+            white matter): OASIS-1's ``FSL_SEG`` segmentations, the PNG release's ``keras_png_slices_seg_*`` masks,
+            the demo's tissue maps, a file list's ``label`` column, or for ``kind="nifti"`` the files of
+            ``label_dir``. OASIS-3's BIDS images come without tissue labels.
+        label_dir: for ``kind="nifti"``: the label folder mirroring ``dataset_dir`` (see
+            :func:`discover_nifti_folder`); implies ``labels``.
 
     Returns:
         the items, in a deterministic order.
@@ -104,12 +124,19 @@ def discover_dataset(
             tried; with ``kind="auto"`` the first layout whose folders exist is used, and if none of its files
             matches the options, e.g. ``oasis1_image``, the message says so).
         TypeError: ``dataset_dir`` is not a path where a folder is needed.
-        ValueError: unknown ``kind`` or bad options.
+        ValueError: unknown ``kind`` or bad options (``labels`` for OASIS-3, ``label_dir`` for a layout other than
+            ``nifti``).
     """
     if kind not in DATASET_KINDS:
         raise ValueError(f"`kind` must be one of {DATASET_KINDS}, got {kind!r}.")
+    labels = labels or label_dir is not None
+    if label_dir is not None and kind not in ("nifti", "auto"):
+        raise ValueError(
+            f"`label_dir` is for kind='nifti' (a label folder mirroring the image folder), got kind={kind!r}; "
+            "the other layouts find their labels themselves with labels=True."
+        )
     if kind == "demo":
-        items = _discover_demo(dataset_dir, demo_subjects, demo_seed)
+        items = _discover_demo(dataset_dir, demo_subjects, demo_seed, labels)
     elif kind == "list" or (
         kind == "auto" and (not isinstance(dataset_dir, (str, os.PathLike)) or Path(dataset_dir).is_file())
     ):
@@ -121,19 +148,33 @@ def discover_dataset(
         items = read_file_list(dataset_dir, on_error=on_error)  # type: ignore[arg-type]
         if not items:
             raise FileNotFoundError(f"file list {dataset_dir!r} names no usable file.")
+        if labels:
+            _check_labels(items, dataset_dir)
     else:
         if not isinstance(dataset_dir, (str, os.PathLike)):
             raise TypeError(f"`dataset_dir` must be a folder path for kind={kind!r}, got {type(dataset_dir).__name__}.")
         root = check_dataset_dir(dataset_dir)
         finders = {
-            "png": lambda: discover_png_slices(root),
-            "oasis1": lambda: discover_oasis1(root, oasis1_image, on_error=on_error),
+            "png": lambda: discover_png_slices(root, labels=labels, on_error=on_error),
+            "oasis1": lambda: discover_oasis1(root, oasis1_image, on_error=on_error, labels=labels),
             "oasis3": lambda: discover_oasis3(root, modalities, on_error=on_error),
-            "nifti": lambda: discover_nifti_folder(root, subject_pattern, on_error=on_error),
+            "nifti": lambda: discover_nifti_folder(root, subject_pattern, on_error=on_error, label_dir=label_dir),
         }
         # "auto" takes the first layout whose folder structure is present, even if nothing in it matches the
         # options (it then raises, rather than falling through to a generic NIfTI search of an OASIS tree).
         layout = next(name for name in LAYOUTS if _layout_present(name, root)) if kind == "auto" else kind
+        if labels and layout == "oasis3":
+            raise ValueError(
+                f"labels=True, but {str(root)!r} holds OASIS-3 BIDS images, which come without tissue labels: "
+                "segment them first, then read images and labels with kind='nifti' and label_dir."
+            )
+        if labels and layout == "nifti" and label_dir is None:
+            raise ValueError(
+                f"labels=True for the NIfTI folder {str(root)!r}: say where the labels are with `label_dir` (a "
+                "folder mirroring the image folder)."
+            )
+        if label_dir is not None and layout != "nifti":
+            raise ValueError(f"`label_dir` is for a NIfTI folder, but {str(root)!r} holds the {layout} layout.")
         items = finders[layout]()
         if not items:
             listing = "\n".join(f"  - {name}: {LAYOUTS[name]}" for name in (LAYOUTS if kind == "auto" else [kind]))

@@ -124,7 +124,17 @@ def find_dirs(root: Path, pattern: re.Pattern, max_depth: int = 2) -> list[Path]
     return sorted(set(found))
 
 
-def discover_png_slices(dataset_dir: str | os.PathLike) -> list[dict[str, Any]]:
+def _png_label_path(image: Path) -> Path:
+    """Where the preprocessed PNG release keeps the mask of a slice: ``keras_png_slices_<split>/case_X.png`` ->
+    ``keras_png_slices_seg_<split>/seg_X.png`` (a name without ``case_`` keeps its name)."""
+    name = "seg_" + image.name[len("case_") :] if image.name.startswith("case_") else image.name
+    split = image.parent.name[len("keras_png_slices_") :]
+    return image.parent.parent / f"keras_png_slices_seg_{split}" / name
+
+
+def discover_png_slices(
+    dataset_dir: str | os.PathLike, labels: bool = False, on_error: str = "raise"
+) -> list[dict[str, Any]]:
     """Find the preprocessed OASIS PNG slice folders; each slice keeps the split of its folder.
 
     Folders ``keras_png_slices_train``, ``..._validate`` and ``..._test`` are searched in ``dataset_dir`` and up to
@@ -136,12 +146,20 @@ def discover_png_slices(dataset_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
     Args:
         dataset_dir: folder to search.
+        labels: also give each slice's tissue mask as ``"label"``: ``keras_png_slices_seg_<split>/seg_X.png`` for
+            ``keras_png_slices_<split>/case_X.png`` (grey levels 0, 85, 170, 255 for background, CSF, grey and
+            white matter).
+        on_error: ``"raise"`` or ``"skip"`` (warn, leave the slice out) when a slice has no mask.
 
     Returns:
-        items ``{"image", "subject", "session", "split", "slice_index", "slice_position", "dataset": "png"}``
-        sorted by split folder and file name; empty when no such folder exists.
+        items ``{"image", "subject", "session", "split", "slice_index", "slice_position", "dataset": "png"}`` (and
+        ``"label"``) sorted by split folder and file name; empty when no such folder exists.
+
+    Raises:
+        FileNotFoundError: a slice without its mask (``labels=True``, ``on_error="raise"``).
     """
     root = check_dataset_dir(dataset_dir)
+    policy = BadInputPolicy(on_error, stage="PNG discovery")
     items: list[dict[str, Any]] = []
     unparsed = []
     for folder in find_dirs(root, PNG_FOLDER_RE):
@@ -154,17 +172,22 @@ def discover_png_slices(dataset_dir: str | os.PathLike) -> list[dict[str, Any]]:
             else:
                 subject, index = path.name.split(".")[0], 0
                 unparsed.append(path.name)
-            folder_items.append(
-                {
-                    "image": str(path),
-                    "subject": subject,
-                    "session": subject,
-                    "split": split,
-                    "slice_index": index,
-                    "slice_position": 0.5,
-                    "dataset": "png",
-                }
-            )
+            item = {
+                "image": str(path),
+                "subject": subject,
+                "session": subject,
+                "split": split,
+                "slice_index": index,
+                "slice_position": 0.5,
+                "dataset": "png",
+            }
+            if labels:
+                label = _png_label_path(path)
+                if not label.is_file():
+                    policy.handle(FileNotFoundError(f"{path}: no tissue mask {label} (labels=True)."), path)
+                    continue
+                item["label"] = str(label)
+            folder_items.append(item)
         last_index: dict[str, int] = defaultdict(int)
         for item in folder_items:
             last_index[item["subject"]] = max(last_index[item["subject"]], item["slice_index"])
@@ -179,11 +202,15 @@ def discover_png_slices(dataset_dir: str | os.PathLike) -> list[dict[str, Any]]:
             "subject with slice_position 0.5.",
             stacklevel=2,
         )
+    policy.summarise(len(items) + len(policy.skipped))
     return items
 
 
 def discover_nifti_folder(
-    dataset_dir: str | os.PathLike, subject_pattern: str | None = None, on_error: str = "raise"
+    dataset_dir: str | os.PathLike,
+    subject_pattern: str | None = None,
+    on_error: str = "raise",
+    label_dir: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
     """Find every NIfTI (``.nii``, ``.nii.gz``) and Analyze (``.hdr``) file below a folder.
 
@@ -197,18 +224,30 @@ def discover_nifti_folder(
             separators) with a named group ``subject`` and optionally ``session``; default: the subject is the
             file name without extension (one subject per file).
         on_error: ``"raise"`` or ``"skip"`` for an Analyze ``.img`` without its ``.hdr``, a path that does not
-            match ``subject_pattern`` or a folder that cannot be listed.
+            match ``subject_pattern``, a folder that cannot be listed or an image without its label.
+        label_dir: a folder of label images that mirrors ``dataset_dir``: the label of ``dataset_dir/a/b.nii.gz`` is
+            ``label_dir/a/b.nii.gz`` (same relative path and name), given as ``"label"``. It must lie outside
+            ``dataset_dir``.
 
     Returns:
-        items ``{"image", "subject", "session", "dataset": "nifti"}`` sorted by path; empty when no file matches.
+        items ``{"image", "subject", "session", "dataset": "nifti"}`` (and ``"label"``) sorted by path; empty when
+        no file matches.
 
     Raises:
-        ValueError: ``subject_pattern`` lacks a ``subject`` group, a path does not match it, or a lone ``.img``.
+        FileNotFoundError: ``label_dir`` does not exist, or an image without its label (``on_error="raise"``).
+        ValueError: ``subject_pattern`` lacks a ``subject`` group, a path does not match it, a lone ``.img``, or
+            ``label_dir`` inside ``dataset_dir``.
     """
     regex = re.compile(subject_pattern) if subject_pattern is not None else None
     if regex is not None and "subject" not in regex.groupindex:
         raise ValueError(f"`subject_pattern` needs a named group (?P<subject>...), got {subject_pattern!r}.")
     root = check_dataset_dir(dataset_dir)
+    labels = None if label_dir is None else check_dataset_dir(label_dir)
+    if labels is not None and (labels == root or root in labels.parents):
+        raise ValueError(
+            f"`label_dir` {str(labels)!r} lies inside `dataset_dir` {str(root)!r}: its labels would be found as "
+            "images. Keep labels in a folder beside the images' (e.g. images/ and labels/)."
+        )
     policy = BadInputPolicy(on_error, stage="NIfTI folder discovery")
     unreadable: list[OSError] = []
     paths = sorted(
@@ -232,7 +271,16 @@ def discover_nifti_folder(
                 continue
             subject = match.group("subject")
             session = f"{subject}_{match.group('session')}" if "session" in regex.groupindex else stem
-        items.append({"image": str(path), "subject": subject, "session": session, "dataset": "nifti"})
+        item = {"image": str(path), "subject": subject, "session": session, "dataset": "nifti"}
+        if labels is not None:
+            label = labels / path.relative_to(root)
+            if not label.is_file():
+                policy.handle(
+                    FileNotFoundError(f"{path}: no label {label} (`label_dir` mirrors `dataset_dir`: same path)."), path
+                )
+                continue
+            item["label"] = str(label)
+        items.append(item)
     policy.summarise(len(paths) + len(unreadable))
     return items
 
@@ -243,7 +291,7 @@ def read_file_list(
     """Items from an explicit list of files: a CSV/TSV with an ``image`` column, a TXT file, or a Python sequence.
 
     CSV/TSV columns other than ``image`` are copied into the items as strings (``subject``, ``session`` and
-    ``split`` are honoured by the rest of the package). A TXT file holds one path per line (blank lines and
+    ``split`` are honoured by the rest of the package; ``label``, a label file's path, is resolved like ``image``). A TXT file holds one path per line (blank lines and
     ``#`` comments ignored). Relative paths are resolved against the list file's folder (the current folder for a
     Python sequence). Missing ``subject`` defaults to the file name without extension, ``session`` to the subject.
 
@@ -292,6 +340,15 @@ def read_file_list(
             policy.handle(FileNotFoundError(f"{path}: listed in {where} but does not exist."), path)
             continue
         item["image"] = str(path)
+        if isinstance(item.get("label"), (str, os.PathLike)) and str(item["label"]).strip():
+            label = Path(str(item["label"]).strip()).expanduser()
+            label = Path(os.path.normpath(label if label.is_absolute() else base / label))
+            if not label.exists():
+                policy.handle(
+                    FileNotFoundError(f"{label}: label of {path} listed in {where} but does not exist."), label
+                )
+                continue
+            item["label"] = str(label)
         item["subject"] = str(item.get("subject") or _volume_stem(path.name).split(".")[0])
         item["session"] = str(item.get("session") or item["subject"])
         item.setdefault("dataset", "list")

@@ -29,6 +29,7 @@ from monai_vqvae2.data.errors import BadInputPolicy
 __all__ = [
     "BIDS_FILE_RE",
     "OASIS1_IMAGES",
+    "OASIS1_LABELS",
     "OASIS1_SESSION_RE",
     "discover_oasis1",
     "discover_oasis3",
@@ -41,6 +42,10 @@ OASIS1_IMAGES = {
     "t88_gfc": ("PROCESSED/MPRAGE/T88_111", "*_t88_gfc"),
     "subj_111": ("PROCESSED/MPRAGE/SUBJ_111", "*_sbj_111"),
 }
+#: OASIS-1's tissue segmentation of a session (FSL FAST on the T88 masked image; 0 background, 1 CSF, 2 grey and
+#: 3 white matter): folder inside the session, file-name pattern without extension.
+OASIS1_LABELS = ("FSL_SEG", "*_fseg")
+_T88_IMAGES = ("t88_masked_gfc", "t88_gfc")
 _OASIS1_RAW = re.compile(r"^mpr-(\d+)$")
 #: Name of an OASIS-1 session folder; its groups are the subject and the session label.
 OASIS1_SESSION_RE = re.compile(r"^(OAS1_\d{4})_(MR\d+)$")
@@ -69,8 +74,17 @@ def _oasis1_pattern(image: str) -> tuple[str, str]:
     )
 
 
+def _volume_files(folder: Path, pattern: str) -> list[Path]:
+    """Files ``folder/pattern{.hdr,.nii.gz,.nii}``, of the first suffix that has any (hidden files ignored)."""
+    for suffix in _VOLUME_SUFFIXES:
+        candidates = sorted(p for p in folder.glob(pattern + suffix) if not p.name.startswith("."))
+        if candidates:
+            return candidates
+    return []
+
+
 def discover_oasis1(
-    dataset_dir: str | os.PathLike, image: str = "t88_masked_gfc", on_error: str = "raise"
+    dataset_dir: str | os.PathLike, image: str = "t88_masked_gfc", on_error: str = "raise", labels: bool = False
 ) -> list[dict[str, Any]]:
     """Find OASIS-1 cross-sectional sessions and their chosen image.
 
@@ -84,18 +98,27 @@ def discover_oasis1(
             default), ``"t88_gfc"`` (same, unmasked), ``"subj_111"`` (native space, 1 mm) or ``"mpr-N"`` (raw
             scan N). Analyze ``.hdr`` files are preferred; ``.nii``/``.nii.gz`` conversions with the same name
             are accepted.
-        on_error: ``"raise"`` or ``"skip"`` (warn once per session) when a session lacks the chosen image, has an
-            ``.img`` without its ``.hdr``, or has several candidates.
+        on_error: ``"raise"`` or ``"skip"`` (warn once per session) when a session lacks the chosen image (or its
+            label), has an ``.img`` without its ``.hdr``, or has several candidates.
+        labels: also find each session's tissue segmentation ``FSL_SEG/*_fseg.hdr`` (FSL FAST classes 0 background,
+            1 CSF, 2 grey matter, 3 white matter, on the T88 grid) and give it as ``"label"``; only for the T88
+            images.
 
     Returns:
-        items ``{"image", "subject", "session", "dataset": "oasis1"}`` sorted by session; empty when no session
-        folder exists.
+        items ``{"image", "subject", "session", "dataset": "oasis1"}`` (and ``"label"``) sorted by session; empty
+        when no session folder exists.
 
     Raises:
-        FileNotFoundError: a session without the chosen image (``on_error="raise"``).
-        ValueError: unknown ``image``; an ``.img`` without ``.hdr``; several candidates; a session found twice.
+        FileNotFoundError: a session without the chosen image or label (``on_error="raise"``).
+        ValueError: unknown ``image``, or ``labels`` with an image not on the T88 grid; an ``.img`` without
+            ``.hdr``; several candidates; a session found twice.
     """
     folder, pattern = _oasis1_pattern(image)
+    if labels and image.lower() not in _T88_IMAGES:
+        raise ValueError(
+            f"labels=True needs a T88 image ({' or '.join(_T88_IMAGES)}): OASIS-1's FSL_SEG tissue segmentations "
+            f"lie on the atlas grid of the T88 images, not on that of oasis1_image={image!r}."
+        )
     root = check_dataset_dir(dataset_dir)
     policy = BadInputPolicy(on_error, stage="OASIS-1 discovery")
     sessions = find_dirs(root, OASIS1_SESSION_RE)
@@ -108,11 +131,7 @@ def discover_oasis1(
             raise ValueError(f"OASIS-1 session {session} found twice: {seen[session]} and {session_dir}.")
         seen[session] = session_dir
         image_dir = session_dir / folder
-        candidates: list[Path] = []
-        for suffix in _VOLUME_SUFFIXES:
-            candidates = sorted(p for p in image_dir.glob(pattern + suffix) if not p.name.startswith("."))
-            if candidates:
-                break
+        candidates = _volume_files(image_dir, pattern)
         if not candidates:
             lone_img = sorted(p for p in image_dir.glob(pattern + ".img") if not p.name.startswith("."))
             if lone_img:
@@ -137,7 +156,20 @@ def discover_oasis1(
                 image_dir,
             )
             continue
-        items.append({"image": str(candidates[0]), "subject": subject, "session": session, "dataset": "oasis1"})
+        item = {"image": str(candidates[0]), "subject": subject, "session": session, "dataset": "oasis1"}
+        if labels:
+            label_dir, label_pattern = session_dir / OASIS1_LABELS[0], OASIS1_LABELS[1]
+            found = _volume_files(label_dir, label_pattern)
+            if len(found) != 1:
+                problem = (
+                    f"{len(found)} files match {label_pattern}: {[p.name for p in found]}; expected one"
+                    if found
+                    else f"no tissue label matching {label_pattern}{{.hdr,.nii.gz,.nii}} (labels=True)"
+                )
+                policy.handle((ValueError if found else FileNotFoundError)(f"{label_dir}: {problem}."), label_dir)
+                continue
+            item["label"] = str(found[0])
+        items.append(item)
     policy.summarise(len(sessions))
     return items
 

@@ -11,7 +11,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from monai_vqvae2.apps import DEMO_MARKER, MNI_NOTICE, demo_session_paths, discover_dataset, prepare_demo_dataset
+from monai_vqvae2.apps import (
+    DEMO_MARKER,
+    MNI_NOTICE,
+    demo_label_path,
+    demo_session_paths,
+    discover_dataset,
+    prepare_demo_dataset,
+)
 from monai_vqvae2.data import check_no_subject_overlap, make_slice_dataset, split_by_subject
 
 SESSIONS = ["OAS1_0001_MR1", "OAS1_0001_MR2", "OAS1_0002_MR1"]
@@ -35,12 +42,20 @@ def test_layout_format_and_notice(demo_root):
         image = nib.load(str(path))
         assert isinstance(image, nib.AnalyzeImage) and nib.aff2axcodes(image.affine) == ("L", "A", "S")
         assert image.shape == (176, 208, 176, 1) and image.get_data_dtype() == np.int16
+        # the tissue segmentation where OASIS-1 keeps it, on the image's grid: 0 exactly outside the brain
+        label = nib.load(str(demo_label_path(path)))
+        assert demo_label_path(path).parent == path.parents[3] / "FSL_SEG"
+        assert label.shape == image.shape and np.array_equal(label.affine, image.affine)
+        classes, voxels = (np.asarray(label.dataobj) > 0), (np.asarray(image.dataobj) > 0)
+        assert set(np.unique(np.asarray(label.dataobj)).tolist()) == {0, 1, 2, 3}
+        assert not (voxels & ~classes).any()  # every brain voxel is labelled (CSF, grey or white matter)
     notice = (demo_root / "MNI152_NOTICE.txt").read_text()
     assert notice == MNI_NOTICE
     assert "Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre" in notice
     assert "ONE average brain" in notice
     manifest = json.loads((demo_root / "demo_manifest.json").read_text())
-    assert manifest["settings"]["num_subjects"] == 2 and len(manifest["files"]) == 6  # .hdr and .img per session
+    # .hdr and .img of the image and of the label, per session
+    assert manifest["settings"]["num_subjects"] == 2 and len(manifest["files"]) == 12
 
 
 def test_goes_through_the_oasis1_path(demo_root):
@@ -122,7 +137,7 @@ def test_refuses_a_folder_it_did_not_create(tmp_path, build):
 def test_marks_its_folder_and_records_a_digest_per_file(demo_root):
     assert "created by monai_vqvae2's embedded demo" in (demo_root / DEMO_MARKER).read_text()
     files = json.loads((demo_root / "demo_manifest.json").read_text())["files"]
-    assert len(files) == 6  # three sessions, .hdr and .img each
+    assert len(files) == 12  # three sessions, .hdr and .img of the image and of the label each
     for relative, digest in files.items():
         assert hashlib.sha256((demo_root / relative).read_bytes()).hexdigest() == digest
 
