@@ -40,7 +40,7 @@ __all__ = ["CACHE_MODES", "SliceDataset", "SplitSliceDatasets", "make_slice_data
 
 CACHE_MODES = ("memory", "disk", None)
 _INDEX_FILE = "index.json"
-_SLICE_KEYS = ("image", "source", "slice_index", "slice_position")
+_SLICE_KEYS = ("image", "label", "source", "slice_index", "slice_position")
 _CACHE_FORMAT = 2
 
 
@@ -206,8 +206,11 @@ class _SliceCacheKey:
 
 
 def _descriptor(slice_item: dict[str, Any], source: str) -> dict[str, Any]:
-    """Everything but the pixels, with ``"image"`` pointing at the source file: small, JSON-able, hashable."""
-    descriptor = {k: _plain(v) for k, v in slice_item.items() if not isinstance(v, (torch.Tensor, np.ndarray))}
+    """Everything but the pixels (and the label, whose file is ``"label_source"``), with ``"image"`` pointing at the
+    source file: small, JSON-able, hashable."""
+    descriptor = {
+        k: _plain(v) for k, v in slice_item.items() if k != "label" and not isinstance(v, (torch.Tensor, np.ndarray))
+    }
     descriptor["image"] = source
     return descriptor
 
@@ -226,7 +229,7 @@ def _write_index(path: Path, sources: dict[str, Any]) -> None:
     )
 
 
-def _normalise_items(items: Sequence[dict[str, Any] | str | os.PathLike]) -> list[dict[str, Any]]:
+def _normalise_items(items: Sequence[dict[str, Any] | str | os.PathLike], labels: bool = False) -> list[dict[str, Any]]:
     if isinstance(items, (str, os.PathLike, dict)) or not isinstance(items, Sequence):
         raise TypeError(f"`items` must be a sequence of dicts (see discover_dataset), got {type(items).__name__}.")
     if not items:
@@ -240,6 +243,13 @@ def _normalise_items(items: Sequence[dict[str, Any] | str | os.PathLike]) -> lis
         if item["image"] in seen:
             raise ValueError(f"`items[{number}]`: {item['image']} is listed twice.")
         seen.add(item["image"])
+        if labels:
+            if not isinstance(item.get("label"), (str, os.PathLike)) or not str(item["label"]):
+                raise ValueError(
+                    f"`items[{number}]` ({item['image']}) has no 'label' file, and labels=True: discover the dataset "
+                    "with labels=True (discover_dataset), or give each item a 'label' path."
+                )
+            item["label"] = os.path.normpath(Path(item["label"]).expanduser().absolute())
         stem = Path(item["image"]).name.split(".")[0]
         item["subject"] = str(item.get("subject", stem))
         item["session"] = str(item.get("session", item["subject"]))
@@ -251,9 +261,10 @@ class SliceDataset(torch.utils.data.Dataset):
     """A dataset of single 2D slices; index ``i`` is a slice, so a shuffling ``DataLoader`` mixes volumes.
 
     Built by :func:`make_slice_dataset`. Items are dicts with ``"image"`` (float32 tensor ``(1, H, W)`` in
-    ``[0, 1]``), ``"subject"``, ``"session"``, ``"slice_index"``, ``"slice_position"`` (0 = inferior, 1 =
-    superior), ``"source"`` (the file) and every other key of the discovered item (``""`` where an item lacks a
-    key that others have, so that batches collate).
+    ``[0, 1]``), with labels ``"label"`` (int64 tensor ``(1, H, W)`` of class indices) and ``"label_source"`` (its
+    file), ``"subject"``, ``"session"``, ``"slice_index"``, ``"slice_position"`` (0 = inferior, 1 = superior),
+    ``"source"`` (the file) and every other key of the discovered item (``""`` where an item lacks a key that
+    others have, so that batches collate).
 
     Args:
         base: the MONAI dataset holding the slices (``CacheDataset``, ``PersistentDataset`` or ``Dataset``).
@@ -261,6 +272,7 @@ class SliceDataset(torch.utils.data.Dataset):
         skipped: ``(path, problem)`` for every source skipped with ``on_error="skip"``.
         transform: applied to every item on every access, after the cache (e.g. random augmentation).
         preprocessing: the settings the slices were made with (``None``: unknown).
+        labels: the cached slices hold a ``"label"`` tensor too.
     """
 
     def __init__(
@@ -270,12 +282,14 @@ class SliceDataset(torch.utils.data.Dataset):
         skipped: Sequence[tuple[str, str]] = (),
         transform: Callable | None = None,
         preprocessing: SlicePreprocessing | None = None,
+        labels: bool = False,
     ) -> None:
         self.base = base
         self.slice_items = list(slice_items)
         self.skipped = list(skipped)
         self.transform = transform
         self.preprocessing = preprocessing
+        self.labels = labels
 
     def __len__(self) -> int:
         return len(self.base)
@@ -283,7 +297,10 @@ class SliceDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = operator.index(index)
         item = dict(self.slice_items[index])  # current metadata (the cache may hold older metadata)
-        item["image"] = self.base[index]["image"]
+        cached = self.base[index]
+        item["image"] = cached["image"]
+        if self.labels:
+            item["label"] = cached["label"]
         return apply_transform(self.transform, item) if self.transform is not None else item
 
     @property
@@ -300,6 +317,7 @@ def make_slice_dataset(
     num_workers: int = 0,
     on_error: str = "raise",
     transform: Callable | None = None,
+    labels: bool = False,
     **options: Any,
 ) -> SliceDataset:
     """Build a slice-level dataset from discovered items (volumes and/or PNG slices).
@@ -319,6 +337,10 @@ def make_slice_dataset(
         on_error: ``"raise"`` (default: the first bad file raises :class:`InvalidImageError` naming it) or
             ``"skip"`` (one ``BadInputWarning`` per bad file naming it, then one with the count).
         transform: optional callable (e.g. MONAI random transforms) applied to every slice on every access.
+        labels: every item has a ``"label"`` file (``discover_dataset(..., labels=True)``) and every slice gets its
+            label slice (int64 class indices, the same geometry; FSL FAST values for volumes, the PNG release's grey
+            levels for PNG masks): items ``{"image", "label", ...}`` that MONAI segmentation pipelines take as they
+            are. Cached apart from the same slices without labels.
         options: fields of :class:`~monai_vqvae2.transforms.SlicePreprocessing` replacing those of
             ``preprocessing``, e.g. ``image_size=128, min_brain_fraction=0.2``.
 
@@ -328,7 +350,7 @@ def make_slice_dataset(
     Raises:
         InvalidImageError: a bad source file with ``on_error="raise"``.
         TypeError: ``items`` is not a sequence of dicts with an ``"image"`` path, or an unknown option.
-        ValueError: bad arguments, or no slice left at all.
+        ValueError: bad arguments, an item without its label file (``labels=True``), or no slice left at all.
     """
     settings = as_preprocessing(preprocessing, **options)
     if cache not in CACHE_MODES:
@@ -341,25 +363,33 @@ def make_slice_dataset(
         raise ValueError(f"`num_workers` must be an int >= 0, got {num_workers!r}.")
     check_on_error(on_error)
     min_brain_fraction = settings.min_brain_fraction
+    label_key = "label" if labels else None
     processor = _SourceProcessor(
-        volume_transforms(preprocessing=settings), png_slice_transforms(preprocessing=settings)
+        volume_transforms(preprocessing=settings, label_key=label_key),
+        png_slice_transforms(preprocessing=settings, label_key=label_key),
     )
-    sources = _normalise_items(items)
+    sources = _normalise_items(items, labels=labels)
     store = _SliceStore(processor)
     bridge = Compose([_SliceFromSource(store)])
-    fingerprints = {source["image"]: _fingerprint(source["image"]) for source in sources}
+    # a source is reused from the disk cache only while its image (and its label) are unchanged
+    fingerprints = {
+        source["image"]: ";".join(_fingerprint(source[key]) for key in ("image", label_key) if key)
+        for source in sources
+    }
     cache_key = _SliceCacheKey(fingerprints)
 
     index: dict[str, Any] = {}
     cache_root: Path | None = None
     if cache == "disk":
-        cache_root = Path(cache_dir).expanduser() / f"slices-{_CACHE_FORMAT}-{settings.digest()}"
+        cache_root = (
+            Path(cache_dir).expanduser() / f"slices-{_CACHE_FORMAT}-{settings.digest()}{'-labels' if labels else ''}"
+        )
         cache_root.mkdir(parents=True, exist_ok=True)
         index = _read_index(cache_root / _INDEX_FILE)
 
     def reusable(source: dict[str, Any]) -> bool:
         fingerprint = fingerprints[source["image"]]
-        return fingerprint != "missing" and index.get(source["image"], {}).get("fingerprint") == fingerprint
+        return "missing" not in fingerprint and index.get(source["image"], {}).get("fingerprint") == fingerprint
 
     policy = BadInputPolicy(on_error, stage="loading")
     descriptors: dict[str, list[dict[str, Any]]] = {}
@@ -409,7 +439,9 @@ def make_slice_dataset(
     else:
         base = Dataset(slice_items, transform=bridge)
     store.clear()
-    return SliceDataset(base, slice_items, skipped=policy.skipped, transform=transform, preprocessing=settings)
+    return SliceDataset(
+        base, slice_items, skipped=policy.skipped, transform=transform, preprocessing=settings, labels=labels
+    )
 
 
 class SplitSliceDatasets(Mapping[str, SliceDataset]):
@@ -425,6 +457,7 @@ class SplitSliceDatasets(Mapping[str, SliceDataset]):
         cache: as :func:`make_slice_dataset`.
         cache_dir: as :func:`make_slice_dataset`.
         on_error: as :func:`make_slice_dataset`.
+        labels: as :func:`make_slice_dataset`.
 
     Example::
 
@@ -439,10 +472,11 @@ class SplitSliceDatasets(Mapping[str, SliceDataset]):
         cache: str | None = "memory",
         cache_dir: str | os.PathLike | None = None,
         on_error: str = "raise",
+        labels: bool = False,
     ) -> None:
         self.split = dict(split)
         self.preprocessing = as_preprocessing(preprocessing)
-        self.options = {"cache": cache, "cache_dir": cache_dir, "on_error": on_error}
+        self.options = {"cache": cache, "cache_dir": cache_dir, "on_error": on_error, "labels": labels}
         self._built: dict[str, SliceDataset] = {}
 
     def __getitem__(self, name: str) -> SliceDataset:
