@@ -7,8 +7,9 @@ of a few percent, shift), a smooth random deformation, a gamma change of contras
 field and noise, then masked by the equally warped brain mask so that it looks like an OASIS-1
 ``t88_masked_gfc`` image. Like an OASIS-1 session it also has a tissue segmentation in ``FSL_SEG`` (0 background,
 1 CSF, 2 grey matter, 3 white matter, as FSL FAST labels them): the most likely class inside the warped brain mask
-from the template's grey- and white-matter probability maps, warped the same way (CSF: what they leave). The result is written as Analyze 7.5 in the OASIS-1 layout (stored radiologically,
-``(176, 208, 176, 1)`` int16, like OASIS), so the demo goes through exactly the OASIS-1 loading path. It is a
+from the template's grey- and white-matter probability maps, warped the same way (CSF: what they leave). The
+result is written as Analyze 7.5 in the OASIS-1 layout (stored radiologically, ``(176, 208, 176, 1)`` int16, like
+OASIS), so the demo goes through exactly the OASIS-1 loading path. It is a
 demo and a test fixture, not evidence that a model generalises: every pseudo-subject is the same brain.
 
 The demo writes only into a folder of its own. Because its files carry real OASIS-1 names, it never writes into a
@@ -301,8 +302,8 @@ def prepare_demo_dataset(
     Files: ``root/disc1/OAS1_000N_MR1/PROCESSED/MPRAGE/T88_111/OAS1_000N_MR1_mpr_n4_anon_111_t88_masked_gfc.hdr``
     and ``.img`` for N = 1..``num_subjects`` (plus ``OAS1_0001_MR2``, a re-scan of subject 1, when ``with_mr2``),
     each with its tissue segmentation ``FSL_SEG/OAS1_000N_MR1_mpr_n4_anon_111_t88_masked_gfc_fseg.hdr`` and ``.img``
-    (:func:`demo_label_path`), ``root/MNI152_NOTICE.txt`` (copyright notice and the one-brain caveat), the marker ``root/.monai_vqvae2_demo``
-    and ``root/demo_manifest.json`` (settings and the SHA-256 of every file written).
+    (:func:`demo_label_path`), ``root/MNI152_NOTICE.txt`` (copyright notice and the one-brain caveat), the marker
+    ``root/.monai_vqvae2_demo`` and ``root/demo_manifest.json`` (settings and the SHA-256 of every file written).
 
     ``root`` must be new, empty or a folder this function created (it holds the marker, written before anything
     else): a folder of the user's is refused, never written to. Every file is written atomically; the manifest is

@@ -291,9 +291,10 @@ def read_file_list(
     """Items from an explicit list of files: a CSV/TSV with an ``image`` column, a TXT file, or a Python sequence.
 
     CSV/TSV columns other than ``image`` are copied into the items as strings (``subject``, ``session`` and
-    ``split`` are honoured by the rest of the package; ``label``, a label file's path, is resolved like ``image``). A TXT file holds one path per line (blank lines and
-    ``#`` comments ignored). Relative paths are resolved against the list file's folder (the current folder for a
-    Python sequence). Missing ``subject`` defaults to the file name without extension, ``session`` to the subject.
+    ``split`` are honoured by the rest of the package; ``label``, a label file's path, is resolved like ``image``).
+    A TXT file holds one path per line (blank lines and ``#`` comments ignored). Relative paths are resolved against
+    the list file's folder (the current folder for a Python sequence). Missing ``subject`` defaults to the file name
+    without extension, ``session`` to the subject.
 
     Args:
         files: path of a ``.csv``/``.tsv``/``.txt`` file, or a sequence of paths or dicts with an ``"image"`` key.
