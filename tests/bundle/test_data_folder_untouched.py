@@ -44,8 +44,12 @@ def run_failing(configs: list[str], *overrides: str) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("kind", [None, "oasis1"], ids=["no_dataset_kind", "dataset_kind_oasis1"])
-def test_every_stage_leaves_an_oasis1_folder_byte_identical(oasis1_folder, tmp_path, kind):
+# the layout is decided once, when the first stage discovers the data and writes split.json (later stages read the
+# split), so the named kind runs that stage only and auto-detection, the riskier case, runs every stage
+@pytest.mark.parametrize(
+    ("kind", "num_stages"), [(None, None), ("oasis1", 1)], ids=["no_dataset_kind", "dataset_kind_oasis1"]
+)
+def test_every_stage_leaves_an_oasis1_folder_byte_identical(oasis1_folder, tmp_path, kind, num_stages):
     before = snapshot(oasis1_folder)
     assert len(before) > 100  # the whole tree, decoys included
     output_dir = tmp_path / "run"
@@ -63,7 +67,7 @@ def test_every_stage_leaves_an_oasis1_folder_byte_identical(oasis1_folder, tmp_p
         (["generate_bank.yaml"], [*PRIOR_OVERRIDES, "--num_samples", "2"]),
         (["quality_report.yaml"], PRIOR_OVERRIDES),
     ]
-    for configs, extra in stages:
+    for configs, extra in stages[:num_stages]:
         run_bundle(configs, *common, *extra)
         assert snapshot(oasis1_folder) == before, configs[-1]
 
@@ -71,6 +75,8 @@ def test_every_stage_leaves_an_oasis1_folder_byte_identical(oasis1_folder, tmp_p
     split = json.loads((output_dir / "split.json").read_text())
     sessions = sorted(item["session"] for part in split.values() for item in part)
     assert sessions == sorted(SESSIONS) and {item["dataset"] for item in split["train"]} == {"oasis1"}
+    if num_stages is not None:
+        return
     assert len(list((output_dir / "inference").glob("*_recon.nii.gz"))) == len(SESSIONS)
     assert (output_dir / "quality" / "quality.json").is_file() and (output_dir / "bank" / "manifest.json").is_file()
 
