@@ -154,8 +154,8 @@ class HierarchyProbeHandler:
     - ``brain_perplexity_<level>`` and ``brain_distinct_<level>``: perplexity and number of distinct codes at the
       code positions inside the brain (target above ``foreground_threshold``), where whole-map usage flatters.
 
-    2D images only. Attach it to an evaluator before the handlers that log or save metrics. Under DDP every rank must
-    run it (sums and counts are reduced over ranks).
+    Slices and whole volumes alike (the SSIMs are 3D for volumes). Attach it to an evaluator before the handlers
+    that log or save metrics. Under DDP every rank must run it (sums and counts are reduced over ranks).
 
     Args:
         network: the VQ-VAE-2 (possibly wrapped).
@@ -172,8 +172,7 @@ class HierarchyProbeHandler:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def reset(self, engine: Engine | None = None) -> None:
-        self._ssim = SSIMMetric(spatial_dims=2, data_range=1.0)
-        self._brain_ssim = MaskedSSIMMetric(foreground_threshold=self.foreground_threshold)
+        self._ssims: tuple[SSIMMetric, MaskedSSIMMetric] | None = None  # made for the images' dimensions
         self._counts: list[torch.Tensor] = [
             torch.zeros(n, dtype=torch.long) for n in unwrap(self.network).num_embeddings
         ]
@@ -182,13 +181,19 @@ class HierarchyProbeHandler:
     def update(self, engine: Engine) -> None:
         vqvae = unwrap(self.network)
         images = convert_to_tensor(engine.state.output["label"], track_meta=False).float()
-        if images.ndim != 4:
+        if images.ndim not in (4, 5):  # (B, C, H, W) slices or (B, C, X, Y, Z) volumes
             return
+        if self._ssims is None:
+            spatial_dims = images.ndim - 2
+            self._ssims = (
+                SSIMMetric(spatial_dims=spatial_dims, data_range=1.0),
+                MaskedSSIMMetric(spatial_dims=spatial_dims, foreground_threshold=self.foreground_threshold),
+            )
         indices = vqvae.index_quantize(images)
         if vqvae.top_decoder is not None:
             top_only = vqvae.decode_top(indices[0]).clamp(0, 1)
-            self._ssim(top_only, images)
-            self._brain_ssim(top_only, images)
+            for metric in self._ssims:
+                metric(top_only, images)
         brain = images > self.foreground_threshold
         for level, level_indices in enumerate(indices):
             codes = codes_in_mask(level_indices, brain).cpu()
@@ -197,13 +202,13 @@ class HierarchyProbeHandler:
     def __call__(self, engine: Engine) -> None:
         vqvae = unwrap(self.network)
         totals = torch.zeros(4, dtype=torch.float64)  # sums and counts of both SSIMs, NaNs (no brain) left out
-        for column, metric in enumerate((self._ssim, self._brain_ssim)):
+        for column, metric in enumerate(self._ssims or ()):
             values = metric.get_buffer()
             if values is not None:
                 values = values[~values.isnan()].double().cpu()
                 totals[2 * column], totals[2 * column + 1] = values.sum(), values.numel()
         totals = idist.all_reduce(totals)  # every rank evaluates a share of the images under DDP
-        if totals[1] > 0:  # a top-only decoder and 2D images
+        if totals[1] > 0:  # a top-only decoder (and images)
             engine.state.metrics["top_only_ssim"] = float(totals[0] / totals[1])
             engine.state.metrics["top_only_brain_ssim"] = float(totals[2] / totals[3]) if totals[3] else float("nan")
         for name, counts in zip(level_names(vqvae.num_levels), self._counts):

@@ -107,6 +107,7 @@ def test_volume_demo_trains_and_samples_whole_volumes(nifti_dataset, tmp_path):
         **tiny,
     )
     assert record["split"] == "test" and 0 < record["metrics"]["ssim"] <= 1  # 3D SSIM of the test volume
+    assert 0 <= record["metrics"]["top_only_brain_ssim"] <= 1 and record["metrics"]["brain_perplexity_top"] >= 1
     summary = json.loads((output_dir / "demo_summary.json").read_text())
     assert VOLUME_STAGES == ("train", "evaluate", "codes", "prior_top", "prior_bottom", "sample", "quality")
     assert set(summary["timings_s"]) == set(VOLUME_STAGES)

@@ -311,3 +311,20 @@ def test_epoch_validation_handler_validates_every_interval_and_after_the_last_ep
 def test_epoch_validation_handler_rejects_an_interval_that_is_not_a_positive_integer(interval):
     with pytest.raises(ValueError, match="`interval` .* must be a positive integer"):
         EpochValidationHandler(interval)
+
+
+def test_hierarchy_probe_measures_whole_volumes_with_3d_ssims():
+    network = VQVAE2(3, 1, 1, top_reconstruction_weight=0.0, **TINY)
+    network(torch.rand(2, 1, 32, 32, 32))  # initialise the codebooks
+    images = torch.zeros(2, 1, 32, 32, 32)
+    images[:, :, 8:24, 8:24, 8:24] = torch.rand(2, 1, 16, 16, 16, generator=torch.Generator().manual_seed(0)) + 0.1
+    metrics = probe_metrics(network, images)
+    network.eval()
+    with torch.no_grad():
+        indices = network.index_quantize(images)
+        top_only = network.decode_top(indices[0]).clamp(0, 1)
+    expected = float(SSIMMetric(spatial_dims=3, data_range=1.0)(top_only, images).mean())
+    assert math.isclose(metrics["top_only_ssim"], expected, rel_tol=1e-5)
+    assert 0 <= metrics["top_only_brain_ssim"] <= 1
+    # the brain covers the middle 2x2x2 of the 4x4x4 top map
+    assert metrics["brain_distinct_top"] == len(indices[0][:, 1:3, 1:3, 1:3].unique())
