@@ -148,6 +148,8 @@ def discover_dataset(
         items = read_file_list(dataset_dir, on_error=on_error)  # type: ignore[arg-type]
         if not items:
             raise FileNotFoundError(f"file list {dataset_dir!r} names no usable file.")
+        if label_dir is not None:
+            raise ValueError("`label_dir` is for a NIfTI folder; a file list names its labels in a 'label' column.")
         if labels:
             _check_labels(items, dataset_dir)
     else:

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform
+from monai.transforms import MapLabelValue, MapTransform
 
+from monai_vqvae2.transforms.dictionary import _source_path
 from monai_vqvae2.transforms.errors import InvalidImageError
 
 __all__ = [
@@ -37,15 +38,12 @@ FSL_TISSUE_VALUES = (0, 1, 2, 3)
 PNG_TISSUE_VALUES = (0, 85, 170, 255)
 
 
-def _path(image: Any, fallback: Any) -> str:
-    if isinstance(image, MetaTensor) and image.meta.get("filename_or_obj"):
-        return str(image.meta["filename_or_obj"])
-    return str(fallback) if fallback is not None else "<in-memory label>"
-
-
 class MapLabelValuesd(MapTransform):
     """Turn the stored values of label images into class indices ``0..len(values)-1`` (float, as loaded; the chains
     make them ``int64`` at the end), refusing any value that is not one of ``values``.
+
+    The mapping is MONAI's ``MapLabelValue``; it leaves unknown values as they are, which would pass a label of
+    another convention (or an image given as a label) on as classes, hence the check first.
 
     Args:
         keys: label keys (after ``LoadImaged`` and ``EnsureChannelFirstd``).
@@ -72,6 +70,7 @@ class MapLabelValuesd(MapTransform):
             raise ValueError(f"`values` must be distinct integers, one per class, got {values!r}.")
         self.values = tuple(int(v) for v in stored)
         self.path_key = path_key
+        self.mapping = MapLabelValue(orig_labels=self.values, target_labels=range(len(self.values)), dtype=np.float32)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
@@ -82,14 +81,11 @@ class MapLabelValuesd(MapTransform):
             if unexpected:
                 shown = ", ".join(f"{v:g}" for v in unexpected[:8]) + (" ..." if len(unexpected) > 8 else "")
                 raise InvalidImageError(
-                    _path(label, d.get(self.path_key) if self.path_key else None),
+                    _source_path(label, d.get(self.path_key) if self.path_key else None),
                     f"is not a label image of {len(self.values)} classes: it holds the value(s) {shown}, expected "
                     f"only {list(self.values)} (one per class).",
                 )
-            indices = torch.zeros_like(label)  # keeps a MetaTensor's metadata (file name, affine)
-            for index, value in enumerate(self.values):
-                indices[label == value] = index
-            d[key] = indices
+            d[key] = self.mapping(label)  # keeps a MetaTensor's metadata (file name, affine)
         return d
 
 
@@ -126,8 +122,8 @@ class CheckAlignedd(MapTransform):
         image = d[self.image_key]
         for key in self.key_iterator(d):
             label = d[key]
-            where = _path(label, d.get(self.path_key) if self.path_key else None)
-            image_name = _path(image, d.get("source"))
+            where = _source_path(label, d.get(self.path_key) if self.path_key else None)
+            image_name = _source_path(image, d.get("source"))
             if tuple(label.shape[1:]) != tuple(image.shape[1:]):
                 raise InvalidImageError(
                     where,

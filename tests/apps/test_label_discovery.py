@@ -92,6 +92,8 @@ def test_file_lists_give_labels_in_a_label_column(tmp_path, build):
     (tmp_path / "list.csv").write_text("image,label\ns1.nii.gz,s1_seg.nii.gz\n")
     items = discover_dataset(tmp_path / "list.csv", labels=True)
     assert items[0]["label"] == str(tmp_path / "s1_seg.nii.gz")  # resolved against the list's folder
+    with pytest.raises(ValueError, match="a file list names its labels in a 'label' column"):
+        discover_dataset(tmp_path / "list.csv", label_dir=tmp_path)
     (tmp_path / "plain.csv").write_text("image\ns1.nii.gz\n")
     with pytest.raises(ValueError, match=r"names no label for .*s1\.nii\.gz: give a 'label' column"):
         discover_dataset(tmp_path / "plain.csv", labels=True)

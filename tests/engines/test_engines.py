@@ -248,19 +248,28 @@ def probe_metrics(network: VQVAE2, images: torch.Tensor) -> dict:
     return evaluator.state.metrics
 
 
-def test_hierarchy_probe_reports_top_only_scores_and_in_brain_code_statistics():
-    network = VQVAE2(2, 1, 1, top_reconstruction_weight=0.0, **TINY)
-    network(torch.rand(4, 1, 32, 32))  # initialise the codebooks
-    images = torch.zeros(4, 1, 32, 32)
-    images[:, :, 8:24, 8:24] = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(0)) + 0.1
+def probe_a_brain_cube(spatial_dims: int, batch: int) -> tuple[dict, list[torch.Tensor]]:
+    """Probe metrics of 32-voxel images holding a random 16-voxel "brain" in the middle, the codes, and a check that
+    the top-only SSIM is MONAI's SSIM of the top-only reconstruction (in ``spatial_dims`` dimensions)."""
+    network = VQVAE2(spatial_dims, 1, 1, top_reconstruction_weight=0.0, **TINY)
+    shape = (batch, 1, *(32,) * spatial_dims)
+    network(torch.rand(shape))  # initialise the codebooks
+    images = torch.zeros(shape)
+    brain = (slice(None), slice(None), *(slice(8, 24),) * spatial_dims)
+    images[brain] = torch.rand(images[brain].shape, generator=torch.Generator().manual_seed(0)) + 0.1
     metrics = probe_metrics(network, images)
     network.eval()
     with torch.no_grad():
         indices = network.index_quantize(images)
         top_only = network.decode_top(indices[0]).clamp(0, 1)
-    expected = float(SSIMMetric(spatial_dims=2, data_range=1.0)(top_only, images).mean())
+    expected = float(SSIMMetric(spatial_dims=spatial_dims, data_range=1.0)(top_only, images).mean())
     assert math.isclose(metrics["top_only_ssim"], expected, rel_tol=1e-5)
     assert 0 <= metrics["top_only_brain_ssim"] <= 1
+    return metrics, indices
+
+
+def test_hierarchy_probe_reports_top_only_scores_and_in_brain_code_statistics():
+    metrics, indices = probe_a_brain_cube(spatial_dims=2, batch=4)
     # the brain covers the middle 2x2 of the 4x4 top map and the middle 4x4 of the 8x8 bottom map
     for name, level, positions in (("top", 0, (slice(1, 3),) * 2), ("bottom", 1, (slice(2, 6),) * 2)):
         codes = indices[level][(slice(None), *positions)].flatten()
@@ -314,17 +323,6 @@ def test_epoch_validation_handler_rejects_an_interval_that_is_not_a_positive_int
 
 
 def test_hierarchy_probe_measures_whole_volumes_with_3d_ssims():
-    network = VQVAE2(3, 1, 1, top_reconstruction_weight=0.0, **TINY)
-    network(torch.rand(2, 1, 32, 32, 32))  # initialise the codebooks
-    images = torch.zeros(2, 1, 32, 32, 32)
-    images[:, :, 8:24, 8:24, 8:24] = torch.rand(2, 1, 16, 16, 16, generator=torch.Generator().manual_seed(0)) + 0.1
-    metrics = probe_metrics(network, images)
-    network.eval()
-    with torch.no_grad():
-        indices = network.index_quantize(images)
-        top_only = network.decode_top(indices[0]).clamp(0, 1)
-    expected = float(SSIMMetric(spatial_dims=3, data_range=1.0)(top_only, images).mean())
-    assert math.isclose(metrics["top_only_ssim"], expected, rel_tol=1e-5)
-    assert 0 <= metrics["top_only_brain_ssim"] <= 1
+    metrics, indices = probe_a_brain_cube(spatial_dims=3, batch=2)
     # the brain covers the middle 2x2x2 of the 4x4x4 top map
     assert metrics["brain_distinct_top"] == len(indices[0][:, 1:3, 1:3, 1:3].unique())
