@@ -5,6 +5,7 @@
 - Brain SSIM / brain PSNR: the same quantities restricted to the target's foreground (``target > threshold``): the
   SSIM map is averaged over the mask, the squared error is averaged over the mask. Whole-slice scores flatter because
   the black background alone scores well.
+- Label Dice: MONAI ``DiceMetric`` per foreground class between two class maps (:func:`class_dice`).
 - Trivial references printed beside every evaluation: an all-zero prediction and a 4x downsample + bilinear
   upsample of the target (:class:`ReferencePrediction`).
 """
@@ -16,9 +17,10 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from monai.metrics import CumulativeIterationMetric
+from monai.metrics import CumulativeIterationMetric, DiceMetric
 from monai.metrics.regression import RegressionMetric, compute_ssim_and_cs
 from monai.metrics.utils import do_metric_reduction
+from monai.networks.utils import one_hot
 from monai.utils import MetricReduction
 
 from monai_vqvae2.networks.quantizer import perplexity
@@ -29,6 +31,7 @@ __all__ = [
     "MaskedPSNRMetric",
     "MaskedSSIMMetric",
     "ReferencePrediction",
+    "class_dice",
     "code_statistics",
     "codes_in_mask",
     "evaluation_metric_handlers",
@@ -212,6 +215,26 @@ def code_statistics(counts: torch.Tensor) -> dict[str, float]:
     code over the whole brain can still show a healthy whole-map perplexity. NaN perplexity for an empty histogram.
     """
     return {"perplexity": perplexity(counts), "distinct": float((counts > 0).sum())}
+
+
+def class_dice(prediction: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Dice per item and foreground class (MONAI ``DiceMetric``, background excluded) of two class maps.
+
+    Args:
+        prediction: ``(B, 1, *spatial)`` class indices.
+        target: same shape.
+        num_classes: classes, background (0) included.
+
+    Returns:
+        ``(B, num_classes - 1)``: 1 where a class is absent from both maps of an item, 0 where it is in one only.
+
+    Raises:
+        ValueError: maps of different shapes.
+    """
+    if prediction.shape != target.shape:
+        raise ValueError(f"`prediction` {tuple(prediction.shape)} and `target` {tuple(target.shape)} differ in shape.")
+    metric = DiceMetric(include_background=False, reduction="none", ignore_empty=False)
+    return metric(one_hot(prediction.long(), num_classes), one_hot(target.long(), num_classes))
 
 
 def ssim_metric_handler(output_transform=reconstruction_pair, spatial_dims: int = 2):

@@ -27,7 +27,9 @@ from monai_vqvae2.io import atomic_write
 
 __all__ = [
     "DISPLAY_ROT90_K",
+    "LABEL_COLOURS",
     "from_display",
+    "label_overlay",
     "nifti_slice_bytes",
     "orthogonal_views",
     "read_slice_nifti",
@@ -42,6 +44,10 @@ __all__ = [
 DISPLAY_ROT90_K = 1
 
 Slices = TypeVar("Slices", torch.Tensor, np.ndarray)
+
+#: RGB colour of each tissue class in label overlays (background, CSF, grey matter, white matter); further classes
+#: cycle through the three tissue colours
+LABEL_COLOURS = ((0, 0, 0), (40, 120, 255), (255, 140, 0), (60, 220, 90))
 
 
 def _rot90(slices: Slices, k: int) -> Slices:
@@ -158,13 +164,16 @@ def nifti_slice_bytes(picture: np.ndarray, spacing: float = 1.0) -> bytes:
     :func:`slice_affine`. The gzip header carries no time stamp, so equal pictures give byte-identical files.
 
     Args:
-        picture: one picture of :func:`slice_pictures`.
+        picture: one picture of :func:`slice_pictures` (stored as float32), or an integer class map (stored as
+            uint8, classes 0..255).
         spacing: pixel size in mm written in the affine.
 
     Returns:
         the bytes of a ``.nii.gz`` file (read back by :func:`read_slice_nifti`).
     """
-    volume = from_display(picture)[:, :, None].astype(np.float32)  # display order back to (X=R, Y=A)
+    # display order back to (X=R, Y=A); class maps stay integers
+    volume = from_display(picture)[:, :, None]
+    volume = volume.astype(np.uint8 if np.issubdtype(picture.dtype, np.integer) else np.float32)
     image = nib.Nifti1Image(volume, slice_affine(*picture.shape, spacing=spacing))
     return gzip.compress(image.to_bytes(), mtime=0)
 
@@ -188,16 +197,54 @@ def read_slice_nifti(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(to_display(volume[:, :, 0]))  # (X=R, Y=A) back to display order
 
 
-def write_grid_png(path: Path, pictures: np.ndarray) -> Path:
-    """Pictures ``(B, H, W)`` in [0, 1] side by side in a near-square 8-bit grid, written atomically.
+def label_overlay(
+    picture: np.ndarray | torch.Tensor, label: np.ndarray | torch.Tensor, alpha: float = 0.45
+) -> np.ndarray:
+    """A grey picture with its class map blended over it in :data:`LABEL_COLOURS` (background left grey).
+
+    Args:
+        picture: ``(H, W)`` in [0, 1].
+        label: ``(H, W)`` class indices, aligned with ``picture``.
+        alpha: opacity of the colours.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB.
+    """
+    picture = np.clip(np.asarray(picture, dtype=np.float32), 0, 1)
+    label = np.asarray(label).astype(np.int64)
+    if picture.shape != label.shape:
+        raise ValueError(f"`picture` {picture.shape} and `label` {label.shape} must have the same shape.")
+    palette = np.asarray(
+        [LABEL_COLOURS[0]] + [LABEL_COLOURS[1 + (c - 1) % 3] for c in range(1, max(label.max(), 0) + 1)]
+    )
+    grey = np.repeat(picture[..., None] * 255, 3, axis=-1)
+    colour = palette[np.clip(label, 0, None)].astype(np.float32)
+    blend = np.where((label > 0)[..., None], (1 - alpha) * grey + alpha * colour, grey)
+    return blend.round().astype(np.uint8)
+
+
+def write_grid_png(path: Path, pictures: np.ndarray, labels: np.ndarray | None = None) -> Path:
+    """Pictures ``(B, H, W)`` in [0, 1] side by side in a near-square 8-bit grid, written atomically. With ``labels``
+    each cell is a pair: the picture, and beside it the picture with its label map overlaid (:func:`label_overlay`).
 
     Args:
         path: the PNG file to write.
         pictures: the pictures of :func:`slice_pictures`, in order, row by row.
+        labels: optional class maps ``(B, H, W)`` aligned with ``pictures``.
 
     Returns:
         ``path``.
     """
     columns = max(1, math.ceil(math.sqrt(len(pictures))))
-    grid = (_grid(pictures, columns) * 255).round().astype(np.uint8)
+    if labels is None:
+        grid = (_grid(pictures, columns) * 255).round().astype(np.uint8)
+    else:
+        if len(labels) != len(pictures):
+            raise ValueError(f"{len(labels)} label maps for {len(pictures)} pictures; give one per picture.")
+        grey = (np.asarray(pictures) * 255).round().astype(np.uint8)
+        cells = [
+            np.concatenate([np.repeat(image[..., None], 3, axis=-1), label_overlay(picture, label)], axis=1)
+            for image, picture, label in zip(grey, pictures, labels)
+        ]
+        grid = np.stack([_grid(np.stack(cells)[..., channel], columns) for channel in range(3)], axis=-1)
     return atomic_write(path, lambda temporary: Image.fromarray(grid).save(temporary, "PNG"))

@@ -108,6 +108,10 @@ class SplitVolumeDatasets(Mapping[str, Dataset]):
         preprocessing: as :func:`make_volume_dataset`.
         cache: as :func:`make_volume_dataset`.
         cache_dir: as :func:`make_volume_dataset`.
+        labels: must be ``False``: tissue label maps are read with slices only, so far.
+
+    Raises:
+        ValueError: ``labels=True``.
     """
 
     def __init__(
@@ -118,7 +122,13 @@ class SplitVolumeDatasets(Mapping[str, Dataset]):
         preprocessing: SlicePreprocessing | Mapping[str, Any] | None = None,
         cache: str | None = "memory",
         cache_dir: str | os.PathLike | None = None,
+        labels: bool = False,
     ) -> None:
+        if labels:
+            raise ValueError(
+                "`labels=True`: tissue label maps are read with axial slices only, so far; whole volumes "
+                "(volumes.yaml) take `labels: false`."
+            )
         self.split = dict(split)
         self.volume_size, self.voxel_size = volume_grid(volume_size, voxel_size)
         self.preprocessing = as_preprocessing(preprocessing)

@@ -29,14 +29,18 @@ RECONSTRUCTION_LOSS = "reconstruction_loss"
 
 
 class ReconstructionBatch(PrepareBatch):
-    """``prepare_batch`` of an autoencoder: the image is both the network input and the target.
+    """``prepare_batch`` of an autoencoder: the image is both the network input and the target. With ``label_key``,
+    the batch's label maps also reach the network as ``network(images, labels=...)`` (a
+    :class:`~monai_vqvae2.networks.VQVAE2` with a label decoder learns them in training).
 
     Args:
         image_key: key of the images in the batch dict.
+        label_key: key of the class maps ``(B, 1, *spatial)`` in the batch dict, or ``None`` for images alone.
     """
 
-    def __init__(self, image_key: str = CommonKeys.IMAGE) -> None:
+    def __init__(self, image_key: str = CommonKeys.IMAGE, label_key: str | None = None) -> None:
         self.image_key = str(image_key)
+        self.label_key = None if label_key is None else str(label_key)
 
     def __call__(
         self,
@@ -44,12 +48,16 @@ class ReconstructionBatch(PrepareBatch):
         device: str | torch.device | None = None,
         non_blocking: bool = False,
         **kwargs: Any,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        if not isinstance(batchdata, dict) or self.image_key not in batchdata:
-            keys = list(batchdata) if isinstance(batchdata, dict) else type(batchdata).__name__
-            raise ValueError(f"Expected a batch dict with key {self.image_key!r}, got {keys}.")
+    ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, tuple, dict[str, torch.Tensor]]:
+        keys = [self.image_key] + ([self.label_key] if self.label_key is not None else [])
+        if not isinstance(batchdata, dict) or any(key not in batchdata for key in keys):
+            found = list(batchdata) if isinstance(batchdata, dict) else type(batchdata).__name__
+            raise ValueError(f"Expected a batch dict with key(s) {keys}, got {found}.")
         images = batchdata[self.image_key].to(device=device, non_blocking=non_blocking, **kwargs)
-        return images, images
+        if self.label_key is None:
+            return images, images
+        labels = batchdata[self.label_key].to(device=device, non_blocking=non_blocking, **kwargs)
+        return images, images, (), {"labels": labels}
 
 
 def unpack_network_output(engine: SupervisedTrainer | SupervisedEvaluator) -> None:
@@ -96,8 +104,11 @@ class VQVAE2Trainer(SupervisedTrainer):
         network: the autoencoder.
         optimizer: its optimizer.
         loss_function: reconstruction loss ``f(reconstruction, target)``; default MSE.
-        quantization_loss_weight: weight of the network's quantization (commitment) loss.
+        quantization_loss_weight: weight of the network's quantization (commitment) loss, which holds the label
+            cross-entropy too when the network learns labels.
         image_key: key of the images in the batch dicts.
+        label_key: key of the class maps in the batch dicts, passed to the network as ``labels`` (a
+            :class:`~monai_vqvae2.networks.VQVAE2` built with ``label_channels``); ``None`` trains on images alone.
         kwargs: any other ``SupervisedTrainer`` argument (``train_handlers``, ``amp``, ``epoch_length``, ...).
             ``decollate`` defaults to ``False``: the stage needs no per-item postprocessing.
     """
@@ -112,6 +123,7 @@ class VQVAE2Trainer(SupervisedTrainer):
         loss_function: Callable | None = None,
         quantization_loss_weight: float = 1.0,
         image_key: str = CommonKeys.IMAGE,
+        label_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         if quantization_loss_weight < 0:
@@ -124,7 +136,7 @@ class VQVAE2Trainer(SupervisedTrainer):
                 f"`train_data_loader` gives no batch: {len(train_data_loader.dataset)} training items, fewer than "
                 f"one batch of {batch_size} with drop_last; lower batch_size."
             )
-        kwargs.setdefault("prepare_batch", ReconstructionBatch(image_key))
+        kwargs.setdefault("prepare_batch", ReconstructionBatch(image_key, label_key))
         kwargs.setdefault("decollate", False)
         super().__init__(
             device=device,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import ignite.distributed as idist
@@ -21,7 +21,7 @@ from monai.utils import convert_to_tensor
 from PIL import Image
 
 from monai_vqvae2.io import atomic_write, atomic_write_json
-from monai_vqvae2.metrics import MaskedSSIMMetric, code_statistics, codes_in_mask
+from monai_vqvae2.metrics import MaskedSSIMMetric, class_dice, code_statistics, codes_in_mask
 from monai_vqvae2.networks import level_names, unwrap
 from monai_vqvae2.slice_io import orthogonal_views
 
@@ -29,6 +29,7 @@ __all__ = [
     "CodebookUsageHandler",
     "EpochValidationHandler",
     "HierarchyProbeHandler",
+    "LabelDiceHandler",
     "MetricsJSONWriter",
     "NonFiniteLossHandler",
     "ReconstructionFigureHandler",
@@ -215,6 +216,67 @@ class HierarchyProbeHandler:
             statistics = code_statistics(idist.all_reduce(counts.clone()))
             engine.state.metrics[f"brain_perplexity_{name}"] = statistics["perplexity"]
             engine.state.metrics[f"brain_distinct_{name}"] = statistics["distinct"]
+
+
+class LabelDiceHandler:
+    """Measures how well a VQ-VAE-2's label decoder reads the tissue labels from the codes of an evaluator's images:
+    the Dice (:func:`~monai_vqvae2.metrics.class_dice`) between ``VQVAE2.predict_labels`` of the images
+    (``output["label"]``) and the batch's label maps, per foreground class. Adds ``label_dice`` (the mean over the
+    classes) and ``label_dice_<class name>`` to ``engine.state.metrics``. Attach it to an evaluator before the handlers
+    that log or save metrics; under DDP every rank must run it.
+
+    Args:
+        network: the VQ-VAE-2 (possibly wrapped), built with ``label_channels``.
+        label_key: key of the class maps in the evaluator's batch dicts.
+        class_names: names of the foreground classes 1, 2, ... in the metric names (spaces become underscores);
+            default ``class_1``, ``class_2``, ...
+
+    Raises:
+        ValueError: the network has no label decoder, or ``class_names`` does not name every foreground class.
+    """
+
+    def __init__(
+        self, network: torch.nn.Module, label_key: str = "label", class_names: Sequence[str] | None = None
+    ) -> None:
+        num_classes = unwrap(network).label_channels
+        if num_classes is None:
+            raise ValueError("LabelDiceHandler needs a VQ-VAE-2 with a label decoder (built with `label_channels`).")
+        names = list(class_names) if class_names is not None else [f"class_{c}" for c in range(1, num_classes)]
+        if len(names) != num_classes - 1:
+            raise ValueError(
+                f"`class_names` must name the {num_classes - 1} foreground classes of the label decoder, got {names}."
+            )
+        self.network = network
+        self.label_key = label_key
+        self.metric_names = [f"label_dice_{name.lower().replace(' ', '_')}" for name in names]
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self.reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.update)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def reset(self, engine: Engine | None = None) -> None:
+        self._sums = torch.zeros(len(self.metric_names) + 1, dtype=torch.float64)  # per class, then the item count
+
+    @torch.no_grad()
+    def update(self, engine: Engine) -> None:
+        vqvae = unwrap(self.network)
+        if not isinstance(engine.state.batch, dict) or self.label_key not in engine.state.batch:
+            raise ValueError(f"LabelDiceHandler: the evaluator's batches have no {self.label_key!r} entry.")
+        images = convert_to_tensor(engine.state.output["label"], track_meta=False).float()
+        target = convert_to_tensor(engine.state.batch[self.label_key], track_meta=False).to(images.device)
+        dice = class_dice(vqvae.predict_labels(images), target, vqvae.label_channels).double().cpu()
+        self._sums[:-1] += dice.sum(dim=0)
+        self._sums[-1] += dice.shape[0]
+
+    def __call__(self, engine: Engine) -> None:
+        sums = idist.all_reduce(self._sums.clone())
+        if sums[-1] == 0:
+            return
+        means = sums[:-1] / sums[-1]
+        engine.state.metrics["label_dice"] = float(means.mean())
+        for name, value in zip(self.metric_names, means):
+            engine.state.metrics[name] = float(value)
 
 
 def _palette(num_codes: int) -> torch.Tensor:

@@ -24,10 +24,13 @@ class SampleOutput(NamedTuple):
     Attributes:
         images: decoded samples ``(B, out_channels, *spatial_shape)``.
         indices: sampled code maps ``(B, *latent_shape[l])``, one per level, coarsest first.
+        labels: class maps ``(B, 1, *spatial_shape)`` (long) decoded from the same codes as ``images`` when the
+            VQ-VAE-2 has a label decoder (``label_channels``), else ``None``.
     """
 
     images: torch.Tensor
     indices: list[torch.Tensor]
+    labels: torch.Tensor | None = None
 
 
 def _choose(logits: torch.Tensor, uniforms: torch.Tensor, temperature: float, top_k: int | None) -> torch.Tensor:
@@ -226,7 +229,8 @@ class HierarchicalSampler:
             batch_size: samples generated together; ``None`` for all at once.
 
         Returns:
-            a :class:`SampleOutput`: ``images`` ``(B, out_channels, *spatial_shape)`` and ``indices``, coarsest first.
+            a :class:`SampleOutput`: ``images`` ``(B, out_channels, *spatial_shape)``, ``indices`` (coarsest first) and,
+            for a VQ-VAE-2 with a label decoder, the ``labels`` of the images.
 
         Raises:
             ValueError: an invalid argument or a condition that does not match the priors.
@@ -280,9 +284,10 @@ class HierarchicalSampler:
         self.vqvae.eval()
         try:
             images = self.vqvae.decode_samples(indices)
+            labels = self.vqvae.decode_label_samples(indices) if self.vqvae.label_decoder is not None else None
         finally:
             self.vqvae.train(was_training)
-        return SampleOutput(images, indices)
+        return SampleOutput(images, indices, labels)
 
     @staticmethod
     def _sample_level(

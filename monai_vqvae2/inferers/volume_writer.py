@@ -44,11 +44,13 @@ def write_volume_samples(
     settings: dict[str, Any],
     checkpoints: Sequence[str | os.PathLike] = (),
     prefix: str = "sample",
+    labels: torch.Tensor | None = None,
 ) -> Path:
     """Write ``volumes`` ``(B, 1, X, Y, Z)`` (RAS, values in [0, 1]) as ``<prefix>_<i>.nii.gz`` with
     :func:`volume_affine`, ``<prefix>_views.png`` (one row of :func:`orthogonal_views` per volume) and
-    ``manifest.json`` (settings, checkpoints with SHA-256, package versions, one entry per file). All writes are
-    atomic; the manifest is written last.
+    ``manifest.json`` (settings, checkpoints with SHA-256, package versions, one entry per file). With ``labels``,
+    each volume's class map goes beside it as ``<prefix>_<i>_label.nii.gz`` (uint8, same affine; the manifest entry's
+    ``label``). All writes are atomic; the manifest is written last.
 
     Args:
         volumes: generated volumes.
@@ -57,16 +59,20 @@ def write_volume_samples(
         checkpoints: checkpoint files the samples came from.
         prefix: file name prefix.
         voxel_size: voxel size in mm of the grid the model was trained on (one for all axes, or three).
+        labels: optional class maps ``(B, 1, X, Y, Z)`` of the volumes.
 
     Returns:
         the manifest path.
 
     Raises:
-        ValueError: ``volumes`` that are not ``(B, 1, X, Y, Z)``, or a bad ``voxel_size``.
+        ValueError: ``volumes`` that are not ``(B, 1, X, Y, Z)``, ``labels`` of another shape, or a bad
+            ``voxel_size``.
     """
     if not isinstance(volumes, torch.Tensor) or volumes.ndim != 5 or volumes.shape[1] != 1:
         shape = tuple(volumes.shape) if isinstance(volumes, torch.Tensor) else type(volumes).__name__
         raise ValueError(f"`volumes` must be a (B, 1, X, Y, Z) tensor, got {shape}.")
+    if labels is not None and tuple(labels.shape) != tuple(volumes.shape):
+        raise ValueError(f"`labels` must have the volumes' shape {tuple(volumes.shape)}, got {tuple(labels.shape)}.")
     size, spacing = volume_grid(tuple(volumes.shape[2:]), voxel_size)
     output_dir = Path(output_dir)
     pictures = volumes[:, 0].detach().float().cpu().clamp(0, 1).numpy()
@@ -77,6 +83,12 @@ def write_volume_samples(
         payload = gzip.compress(nib.Nifti1Image(picture, affine).to_bytes(), mtime=0)  # no time stamp: reproducible
         atomic_write(output_dir / name, lambda temporary, payload=payload: temporary.write_bytes(payload))
         entries.append({"file": name})
+        if labels is not None:
+            label = labels[index, 0].detach().cpu().numpy().astype(np.uint8)
+            label_name = f"{prefix}_{index:04d}_label.nii.gz"
+            payload = gzip.compress(nib.Nifti1Image(label, affine).to_bytes(), mtime=0)
+            atomic_write(output_dir / label_name, lambda temporary, payload=payload: temporary.write_bytes(payload))
+            entries[-1]["label"] = label_name
     views = (np.concatenate([orthogonal_views(picture) for picture in pictures]) * 255).round().astype(np.uint8)
     atomic_write(output_dir / f"{prefix}_views.png", lambda temporary: Image.fromarray(views).save(temporary, "PNG"))
     manifest = {
@@ -137,4 +149,6 @@ def sample_volumes_to_folder(
         "method": method,
         "spatial_shape": list(sampler.spatial_shape),
     }
-    return write_volume_samples(output.images, output_dir, voxel_size, settings, checkpoints=checkpoints)
+    return write_volume_samples(
+        output.images, output_dir, voxel_size, settings, checkpoints=checkpoints, labels=output.labels
+    )

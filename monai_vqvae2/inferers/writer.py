@@ -50,11 +50,14 @@ def write_samples(
     slice_positions: Sequence[float] | None = None,
     spacing: float = 1.0,
     prefix: str = "sample",
+    labels: torch.Tensor | None = None,
 ) -> Path:
     """Write ``images`` ``(B, 1, H, W)`` (display order, anterior up, values in [0, 1]) as
     ``<prefix>_<i>.nii.gz`` (``(X, Y, 1)`` in RAS with :func:`slice_affine`), ``<prefix>_grid.png`` and
-    ``manifest.json`` (settings, checkpoints with SHA-256, package versions, one entry per file). All writes are
-    atomic; the manifest is written last.
+    ``manifest.json`` (settings, checkpoints with SHA-256, package versions, one entry per file). With ``labels``,
+    each slice's class map goes beside it as ``<prefix>_<i>_label.nii.gz`` (uint8, same affine; the manifest entry's
+    ``label``) and every cell of the grid shows the slice and, beside it, the slice with its label overlaid. All writes
+    are atomic; the manifest is written last.
 
     Args:
         images: generated slices.
@@ -64,22 +67,33 @@ def write_samples(
         slice_positions: normalised slice position of each sample, recorded per file.
         spacing: pixel size in mm written in the NIfTI affines.
         prefix: file name prefix.
+        labels: optional class maps ``(B, 1, H, W)`` of the slices, display order.
 
     Returns:
         the manifest path.
+
+    Raises:
+        ValueError: ``labels`` of another shape than ``images``.
     """
     output_dir = Path(output_dir)
     pictures = slice_pictures(images)
+    if labels is not None and tuple(labels.shape) != tuple(images.shape):
+        raise ValueError(f"`labels` must have the images' shape {tuple(images.shape)}, got {tuple(labels.shape)}.")
+    label_maps = None if labels is None else labels[:, 0].detach().cpu().numpy().astype(np.uint8)
     entries = []
     for index, picture in enumerate(pictures):
         name = f"{prefix}_{index:04d}.nii.gz"
         payload = nifti_slice_bytes(picture, spacing=spacing)
         atomic_write(output_dir / name, lambda temporary, payload=payload: temporary.write_bytes(payload))
         entry: dict[str, Any] = {"file": name}
+        if label_maps is not None:
+            entry["label"] = f"{prefix}_{index:04d}_label.nii.gz"
+            payload = nifti_slice_bytes(label_maps[index], spacing=spacing)
+            atomic_write(output_dir / entry["label"], lambda temporary, payload=payload: temporary.write_bytes(payload))
         if slice_positions is not None:
             entry["slice_position"] = float(slice_positions[index])
         entries.append(entry)
-    write_grid_png(output_dir / f"{prefix}_grid.png", pictures)
+    write_grid_png(output_dir / f"{prefix}_grid.png", pictures, labels=label_maps)
     manifest = {
         "settings": settings,
         "checkpoints": checkpoint_records(checkpoints),
@@ -201,4 +215,11 @@ def sample_to_folder(
         "method": method,
         "spatial_shape": list(sampler.spatial_shape),
     }
-    return write_samples(output.images, output_dir, settings, checkpoints=checkpoints, slice_positions=per_sample)
+    return write_samples(
+        output.images,
+        output_dir,
+        settings,
+        checkpoints=checkpoints,
+        slice_positions=per_sample,
+        labels=output.labels,
+    )

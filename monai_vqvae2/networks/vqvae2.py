@@ -141,6 +141,8 @@ class VQVAE2(nn.Module):
         use_checkpointing: bool = False,
         ddp_sync: bool = True,
         top_reconstruction_weight: float | None = None,
+        label_channels: int | None = None,
+        label_weight: float = 1.0,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -161,6 +163,10 @@ class VQVAE2(nn.Module):
             num_halvings(factor, "entry of `downsample_factors`")
         if top_reconstruction_weight is not None and not top_reconstruction_weight >= 0:
             raise ValueError(f"`top_reconstruction_weight` must be None or >= 0, got {top_reconstruction_weight}.")
+        if label_channels is not None and (isinstance(label_channels, bool) or int(label_channels) < 2):
+            raise ValueError(f"`label_channels` must be None or a number of classes >= 2, got {label_channels!r}.")
+        if not label_weight >= 0:
+            raise ValueError(f"`label_weight` must be >= 0, got {label_weight}.")
         if top_reconstruction_weight and in_channels != out_channels:
             raise ValueError(
                 f"`top_reconstruction_weight` > 0 compares the top-only reconstruction with the input, so it needs "
@@ -179,6 +185,8 @@ class VQVAE2(nn.Module):
         self.embedding_dim = _per_level(embedding_dim, num_levels, "embedding_dim")
         self.use_checkpointing = use_checkpointing
         self.top_reconstruction_weight = top_reconstruction_weight
+        self.label_channels = None if label_channels is None else int(label_channels)
+        self.label_weight = float(label_weight)
         conv = Conv[Conv.CONV, spatial_dims]
         conv_transpose = Conv[Conv.CONVTRANS, spatial_dims]
         bottom = num_levels - 1
@@ -270,6 +278,21 @@ class VQVAE2(nn.Module):
                 act,
             )
             if num_levels > 1 and top_reconstruction_weight is not None
+            else None
+        )
+        # the label map from the same latents as the image: one decoding of the codes gives an aligned pair
+        self.label_decoder = (
+            UpsampleDecoder(
+                spatial_dims,
+                sum(self.embedding_dim),
+                self.label_channels,
+                self.channels[bottom],
+                downsample_factors[bottom],
+                self.num_res_layers[bottom],
+                self.num_res_channels[bottom],
+                act,
+            )
+            if self.label_channels is not None
             else None
         )
         self.output_act = get_act_layer(output_act) if output_act is not None else nn.Identity()
@@ -366,30 +389,74 @@ class VQVAE2(nn.Module):
         """
         return self._encode(images, update=True)
 
-    def decode(self, quantized: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Decode quantized latents (coarsest first) to an image ``(B, out_channels, *spatial)``."""
+    def _decoder_input(self, quantized: Sequence[torch.Tensor]) -> torch.Tensor:
+        """All levels at the finest latent resolution, concatenated: what the image and label decoders read."""
         if len(quantized) != self.num_levels:
             raise ValueError(f"Expected {self.num_levels} quantized levels (coarsest first), got {len(quantized)}.")
         parts = [upsample(level) for upsample, level in zip(self.upsamplers, quantized)] + [quantized[-1]]
-        return self.output_act(self._run(self.decoder, torch.cat(parts, dim=1)))
+        return torch.cat(parts, dim=1)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode(self, quantized: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Decode quantized latents (coarsest first) to an image ``(B, out_channels, *spatial)``."""
+        return self.output_act(self._run(self.decoder, self._decoder_input(quantized)))
+
+    def decode_labels(self, quantized: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Decode quantized latents (coarsest first) to label logits ``(B, label_channels, *spatial)``.
+
+        Raises:
+            ValueError: the network has no label decoder (``label_channels=None``).
+        """
+        if self.label_decoder is None:
+            raise ValueError("`decode_labels` needs a label decoder: build the VQVAE2 with `label_channels` set.")
+        return self._run(self.label_decoder, self._decoder_input(quantized))
+
+    def _label_loss(
+        self, quantized: Sequence[torch.Tensor], labels: torch.Tensor, spatial_shape: Sequence[int]
+    ) -> torch.Tensor:
+        """Cross-entropy of the label decoder against class maps ``(B, 1, *spatial)``; detached latents with
+        ``label_weight == 0`` (the codes are then not shaped by the labels)."""
+        expected = (quantized[0].shape[0], 1, *spatial_shape)
+        if tuple(labels.shape) != expected or labels.dtype.is_floating_point:
+            raise ValueError(
+                f"`labels` must be an integer class map of shape {expected} (B, 1, *spatial) aligned with the images, "
+                f"got {tuple(labels.shape)} of {labels.dtype}."
+            )
+        shaping = self.label_weight > 0
+        logits = self.decode_labels(quantized if shaping else [level.detach() for level in quantized])
+        if labels.min() < 0 or labels.max() >= self.label_channels:  # type: ignore[operator]
+            raise ValueError(
+                f"`labels` hold classes {int(labels.min())}..{int(labels.max())}, outside 0..{self.label_channels - 1} "
+                f"(`label_channels={self.label_channels}`)."
+            )
+        return (self.label_weight if shaping else 1.0) * F.cross_entropy(logits, labels[:, 0].long())
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruct ``images``; same contract as :class:`monai.networks.nets.VQVAE`.
 
         Args:
             images: ``(B, in_channels, *spatial)``, spatial sizes multiples of :attr:`total_downsampling`.
+            labels: optional class maps ``(B, 1, *spatial)`` aligned with ``images``, for a network with a label
+                decoder; used in training only.
 
         Returns:
             ``(reconstruction, quantization_loss)``: ``(B, out_channels, *spatial)`` and a scalar: the commitment
             losses summed over levels, plus in training the top-only reconstruction error (see
-            ``top_reconstruction_weight``).
+            ``top_reconstruction_weight``) and, when ``labels`` are given, the label cross-entropy (see
+            ``label_weight``).
 
         Raises:
             ValueError: wrong dimensionality, channel count, or a spatial size that is not a multiple of
-                :attr:`total_downsampling`.
+                :attr:`total_downsampling`; ``labels`` without a label decoder, of the wrong shape or with classes
+                outside ``0..label_channels - 1``.
         """
+        if labels is not None and self.label_decoder is None:
+            raise ValueError(
+                "`labels` were given, but the VQVAE2 has no label decoder: build it with `label_channels`."
+            )
         encoding = self._encode(images, update=True)
         loss = encoding.quantization_loss
+        if labels is not None and self.training:
+            loss = loss + self._label_loss(encoding.quantized, labels, images.shape[2:])
         if self.training and self.top_decoder is not None and self.in_channels == self.out_channels:
             shaping = bool(self.top_reconstruction_weight)  # else a probe: only the top decoder learns from the error
             top = encoding.quantized[0] if shaping else encoding.quantized[0].detach()
@@ -450,6 +517,24 @@ class VQVAE2(nn.Module):
     def decode_samples(self, indices: Sequence[torch.Tensor]) -> torch.Tensor:
         """Decode code indices (e.g. sampled by a prior), coarsest first, to images ``(B, out_channels, *spatial)``."""
         return self.decode(self.embed(indices))
+
+    def decode_label_samples(self, indices: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Decode code indices, coarsest first, to class maps ``(B, 1, *spatial)`` (long): the labels of the images
+        :meth:`decode_samples` gives for the same indices.
+
+        Raises:
+            ValueError: the network has no label decoder (``label_channels=None``).
+        """
+        return self.decode_labels(self.embed(indices)).argmax(dim=1, keepdim=True)
+
+    @torch.no_grad()
+    def predict_labels(self, images: torch.Tensor) -> torch.Tensor:
+        """Class maps ``(B, 1, *spatial)`` (long) of ``images``, read from their codes (codebooks never updated).
+
+        Raises:
+            ValueError: the network has no label decoder (``label_channels=None``), or bad ``images``.
+        """
+        return self.decode_labels(self._encode(images, update=False).quantized).argmax(dim=1, keepdim=True)
 
     def reset_codebook_usage(self) -> None:
         """Start a new usage window on every level's quantizer."""

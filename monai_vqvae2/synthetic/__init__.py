@@ -11,7 +11,7 @@ Typical use::
 The package sits above :mod:`monai_vqvae2.data` and :mod:`monai_vqvae2.inferers`, which it builds on. Its modules,
 each importing only those listed before it: :mod:`~monai_vqvae2.synthetic.bank_format` (a bank's file names and
 manifest), :mod:`~monai_vqvae2.synthetic.settings` (argument checks, per-batch seeds, per-sample slice positions and
-labels), :mod:`~monai_vqvae2.synthetic.positions` (positions of real slices to draw from),
+class labels), :mod:`~monai_vqvae2.synthetic.positions` (positions of real slices to draw from),
 :mod:`~monai_vqvae2.synthetic.datasets` (:class:`SyntheticSliceDataset`, :class:`MixedSliceDataset`) and
 :mod:`~monai_vqvae2.synthetic.generate` (:func:`generate_bank`, :func:`model_digest`).
 """
@@ -24,9 +24,10 @@ from monai_vqvae2.synthetic.bank_format import (
     BANK_TABLE,
     bank_file_name,
     bank_grid_name,
+    bank_label_file_name,
     load_bank_manifest,
 )
-from monai_vqvae2.synthetic.datasets import MIXED_KEYS, MixedSliceDataset, SyntheticSliceDataset
+from monai_vqvae2.synthetic.datasets import MIXED_KEYS, PAIRED_KEYS, MixedSliceDataset, SyntheticSliceDataset
 from monai_vqvae2.synthetic.generate import generate_bank, model_digest
 from monai_vqvae2.synthetic.positions import slice_positions_of, training_slice_positions
 
@@ -35,10 +36,12 @@ __all__ = [
     "BANK_MANIFEST",
     "BANK_TABLE",
     "MIXED_KEYS",
+    "PAIRED_KEYS",
     "MixedSliceDataset",
     "SyntheticSliceDataset",
     "bank_file_name",
     "bank_grid_name",
+    "bank_label_file_name",
     "generate_bank",
     "load_bank_manifest",
     "model_digest",

@@ -4,7 +4,9 @@
 chosen ratio (:class:`MixedSliceDataset`).
 
 Synthetic items carry the keys of real slice items (see :class:`~monai_vqvae2.data.SliceDataset`) plus
-``"synthetic": True``, so that the two mix in one ``DataLoader`` batch::
+``"synthetic": True``, so that the two mix in one ``DataLoader`` batch; from a VQ-VAE-2 with a label decoder they
+carry the tissue ``"label"`` map too, like real slices made with ``labels=True``, and mix as pairs
+(``keys=PAIRED_KEYS``)::
 
     real = make_slice_dataset(split["train"], image_size=256)
     synthetic = SyntheticSliceDataset(sampler, 1000, real_positions=slice_positions_of(real), seed=1)
@@ -43,17 +45,20 @@ from monai_vqvae2.synthetic.settings import (
     temperature_setting,
 )
 
-__all__ = ["MIXED_KEYS", "MixedSliceDataset", "SyntheticSliceDataset"]
+__all__ = ["MIXED_KEYS", "PAIRED_KEYS", "MixedSliceDataset", "SyntheticSliceDataset"]
 
 MIXED_KEYS = ("image", "subject", "session", "source", "slice_index", "slice_position", "synthetic")
 """Keys :class:`MixedSliceDataset` keeps by default: those real and synthetic slice items both have."""
+PAIRED_KEYS = (*MIXED_KEYS, "label")
+"""Keys of image + tissue label pairs: real slices made with ``labels=True`` and synthetic slices of a VQ-VAE-2 with a
+label decoder both have them (``MixedSliceDataset(..., keys=PAIRED_KEYS)``)."""
 
 SYNTHETIC_SUBJECT = "synthetic"
 GENERATED_SOURCE = "generated"
 _GENERATION_DEFAULTS: dict[str, Any] = {
     "slice_positions": None,
     "real_positions": None,
-    "labels": None,
+    "class_labels": None,
     "seed": 0,
     "temperature": 1.0,
     "top_k": None,
@@ -70,8 +75,10 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
     Items have the keys of real slice items (:class:`~monai_vqvae2.data.SliceDataset`): ``"image"`` (float32
     ``(1, H, W)`` in [0, 1]), ``"subject"`` and ``"session"`` (``"synthetic"``), ``"source"`` (``"generated"``, or
     the bank file), ``"slice_index"`` (-1), ``"slice_position"`` (float; NaN when the priors are not conditioned on
-    it), plus ``"synthetic"`` (True), ``"index"`` (the item's index), ``"seed"`` (the sampler seed of its batch) and,
-    for priors with classes, ``"label"``. No value is ``None``, so items collate.
+    it), plus ``"synthetic"`` (True), ``"index"`` (the item's index), ``"seed"`` (the sampler seed of its batch),
+    for a VQ-VAE-2 with a label decoder (``label_channels``) ``"label"`` (the tissue class map of the image, int64
+    ``(1, H, W)``, decoded from the same codes; ``"label_source"`` names its bank file or ``"generated"``) and, for
+    priors with classes, ``"class_label"``. No value is ``None``, so items collate.
 
     On the fly, items are generated ``batch_size`` at a time; batch ``b`` is sampled with a seed derived from
     ``seed`` and ``b`` only, and its positions are drawn with their own generator seeded the same way, so item ``i``
@@ -88,7 +95,8 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
         real_positions: positions of real slices (e.g. :func:`~monai_vqvae2.synthetic.slice_positions_of` of the
             training set); each item's position is drawn from them, uniformly with replacement. Exclusive with
             ``slice_positions``.
-        labels: class label of every item (one int or one per item), for priors built with ``num_classes > 0``.
+        class_labels: class condition of every item (one int or one per item), for priors built with
+            ``num_classes > 0``.
         seed: seed the batch seeds and positions derive from.
         temperature: softmax temperature of the priors, one number or one per level (coarsest first).
         top_k: sample among the ``top_k`` most likely codes only.
@@ -115,7 +123,7 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
         num_samples: int | None = None,
         slice_positions: float | Sequence[float] | None = None,
         real_positions: Sequence[float] | None = None,
-        labels: int | Sequence[int] | None = None,
+        class_labels: int | Sequence[int] | None = None,
         seed: int = 0,
         temperature: float | Sequence[float] = 1.0,
         top_k: int | None = None,
@@ -128,12 +136,12 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
         self.bank_dir: Path | None = None
         self.manifest: dict[str, Any] | None = None
         self._lock = threading.Lock()
-        self._cache: tuple[int, torch.Tensor] | None = None
+        self._cache: tuple[int, torch.Tensor, torch.Tensor | None] | None = None
         if isinstance(source, (str, os.PathLike)):
             given = {
                 "slice_positions": slice_positions,
                 "real_positions": real_positions,
-                "labels": labels,
+                "class_labels": class_labels,
                 "seed": seed,
                 "temperature": temperature,
                 "top_k": top_k,
@@ -163,11 +171,12 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
                 if all(entry.get("slice_position") is None for entry in entries)
                 else np.array([entry["slice_position"] for entry in entries], dtype=np.float64)
             )
-            self.labels = (
+            self.class_labels = (
                 None
-                if all(entry.get("label") is None for entry in entries)
-                else np.array([entry["label"] for entry in entries], dtype=np.int64)
+                if all(entry.get("class_label") is None for entry in entries)
+                else np.array([entry["class_label"] for entry in entries], dtype=np.int64)
             )
+            self.has_label_maps = bool(self.manifest["settings"].get("label_maps"))
             return
         if not hasattr(source, "sample"):
             raise TypeError(
@@ -184,7 +193,8 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
         self.slice_positions = resolve_positions(
             num_scalars, self.num_samples, self.batch_size, self.seed, slice_positions, real_positions
         )
-        self.labels = resolve_labels(num_classes, self.num_samples, labels)
+        self.class_labels = resolve_labels(num_classes, self.num_samples, class_labels)
+        self.has_label_maps = source.vqvae.label_decoder is not None
         self.sampler = source
         self.temperature = temperature_setting(temperature)
         self.top_k = top_k
@@ -214,26 +224,30 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
             "index": index,
             "seed": seed,
         }
-        if self.labels is not None:
-            item["label"] = int(self.labels[index])
+        if self.class_labels is not None:
+            item["class_label"] = int(self.class_labels[index])
         return item
 
     def _generated_item(self, index: int) -> dict[str, Any]:
         batch, offset = divmod(index, self.batch_size)
-        images = self._batch_images(batch)
-        return {"image": images[offset].clone(), **self._metadata(index, GENERATED_SOURCE, self.batch_seeds[batch])}
+        images, labels = self._batch(batch)
+        item = {"image": images[offset].clone(), **self._metadata(index, GENERATED_SOURCE, self.batch_seeds[batch])}
+        if labels is not None:
+            item["label"], item["label_source"] = labels[offset].clone(), GENERATED_SOURCE
+        return item
 
-    def _batch_images(self, batch: int) -> torch.Tensor:
+    def _batch(self, batch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images and label maps (``None`` without a label decoder) of on-the-fly batch ``batch``."""
         with self._lock:
             if self._cache is not None and self._cache[0] == batch:
-                return self._cache[1]
+                return self._cache[1], self._cache[2]
             start = batch * self.batch_size
             stop = start + batch_count(self.num_samples, self.batch_size, batch)
             output = self.sampler.sample(
                 stop - start,
                 temperature=self.temperature,
                 top_k=self.top_k,
-                labels=None if self.labels is None else torch.from_numpy(self.labels[start:stop]),
+                labels=None if self.class_labels is None else torch.from_numpy(self.class_labels[start:stop]),
                 scalars=None
                 if self.slice_positions is None
                 else torch.from_numpy(self.slice_positions[start:stop])[:, None],
@@ -241,8 +255,9 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
                 method=self.method,
             )
             images = output.images.detach().float().cpu().clamp(0, 1)
-            self._cache = (batch, images)
-            return images
+            labels = None if output.labels is None else output.labels.detach().cpu().long()
+            self._cache = (batch, images, labels)
+            return images, labels
 
     def _bank_item(self, index: int) -> dict[str, Any]:
         entry = self.manifest["samples"][index]
@@ -252,7 +267,17 @@ class SyntheticSliceDataset(torch.utils.data.Dataset):
                 f"bank file {str(path)!r} is listed in the manifest but missing; run generate_bank again to restore it."
             )
         image = torch.from_numpy(read_slice_nifti(path))[None]
-        return {"image": image, **self._metadata(index, str(path), int(entry["chunk_seed"]))}
+        item = {"image": image, **self._metadata(index, str(path), int(entry["chunk_seed"]))}
+        if self.has_label_maps:
+            label_path = self.bank_dir / entry["label_file"]
+            if not label_path.is_file():
+                raise FileNotFoundError(
+                    f"bank label file {str(label_path)!r} is listed in the manifest but missing; run generate_bank "
+                    "again to restore it."
+                )
+            item["label"] = torch.from_numpy(read_slice_nifti(label_path).round().astype(np.int64))[None]
+            item["label_source"] = str(label_path)
+        return item
 
     def __getstate__(self) -> dict[str, Any]:  # worker processes start without the cached batch and get their own lock
         state = dict(self.__dict__)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from monai_vqvae2.inferers.sampler import HierarchicalSampler
@@ -29,6 +30,7 @@ from monai_vqvae2.synthetic.bank_format import (
     BANK_TABLE,
     bank_file_name,
     bank_grid_name,
+    bank_label_file_name,
     load_bank_manifest,
 )
 from monai_vqvae2.synthetic.settings import (
@@ -48,12 +50,22 @@ from monai_vqvae2.synthetic.settings import (
 
 __all__ = ["generate_bank", "model_digest"]
 
-_BANK_FILE = re.compile(r"(synthetic_\d{6,}\.nii\.gz|grid_\d{4,}\.png)")
+_BANK_FILE = re.compile(r"(synthetic_\d{6,}(_label)?\.nii\.gz|grid_\d{4,}\.png)")
 _TEMPORARY = re.compile(
-    rf"\.(synthetic_\d{{6,}}\.nii\.gz|grid_\d{{4,}}\.png|{re.escape(BANK_MANIFEST)}|"
+    rf"\.(synthetic_\d{{6,}}(_label)?\.nii\.gz|grid_\d{{4,}}\.png|{re.escape(BANK_MANIFEST)}|"
     rf"{re.escape(BANK_TABLE)})\..+\.tmp"
 )
-_TABLE_COLUMNS = ("index", "file", "chunk", "chunk_seed", "slice_position", "label", "sha256")
+_TABLE_COLUMNS = (
+    "index",
+    "file",
+    "label_file",
+    "chunk",
+    "chunk_seed",
+    "slice_position",
+    "class_label",
+    "sha256",
+    "label_sha256",
+)
 
 
 def model_digest(sampler: HierarchicalSampler) -> str:
@@ -78,14 +90,17 @@ def _write_table(path: Path, samples: Sequence[dict[str, Any]]) -> Path:
     return atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
-def _expected_entry(index: int, chunk: int, chunk_seed: int, positions: Any, labels: Any) -> dict[str, Any]:
+def _expected_entry(
+    index: int, chunk: int, chunk_seed: int, positions: Any, class_labels: Any, label_files: bool
+) -> dict[str, Any]:
     return {
         "index": index,
         "file": bank_file_name(index),
+        "label_file": bank_label_file_name(index) if label_files else None,
         "chunk": chunk,
         "chunk_seed": chunk_seed,
         "slice_position": None if positions is None else float(positions[index]),
-        "label": None if labels is None else int(labels[index]),
+        "class_label": None if class_labels is None else int(class_labels[index]),
     }
 
 
@@ -113,7 +128,7 @@ def generate_bank(
     chunk_size: int = 64,
     slice_positions: float | Sequence[float] | None = None,
     real_positions: Sequence[float] | None = None,
-    labels: int | Sequence[int] | None = None,
+    class_labels: int | Sequence[int] | None = None,
     temperature: float | Sequence[float] = 1.0,
     top_k: int | None = None,
     method: str = "fast",
@@ -128,7 +143,9 @@ def generate_bank(
     of batch ``b`` of :class:`~monai_vqvae2.synthetic.SyntheticSliceDataset`), then written atomically:
     ``synthetic_<index>.nii.gz`` per slice (``(X, Y, 1)`` in RAS, 1 mm pixels by default, as
     :func:`~monai_vqvae2.inferers.write_samples` writes them; byte-identical for identical slices) and
-    ``grid_<chunk>.png``; then ``manifest.json`` and ``manifest.csv`` are rewritten atomically.
+    ``grid_<chunk>.png``; then ``manifest.json`` and ``manifest.csv`` are rewritten atomically. When the VQ-VAE-2 has
+    a label decoder (``label_channels``), each slice's tissue label map is written beside it as
+    ``synthetic_<index>_label.nii.gz`` (uint8, same affine) and the grids show each slice with its label overlaid.
 
     Running it again with the same settings continues after the last complete chunk: files of an interrupted chunk
     and temporaries of killed writes are removed, nothing is generated twice, and the bank ends identical to that
@@ -136,10 +153,11 @@ def generate_bank(
     size). Different settings raise, unless ``overwrite``.
 
     ``manifest.json`` holds ``settings`` (seed, chunk size, temperature, top-k, method, spatial shape, dtype, device type, spacing,
-    how positions and labels were chosen, the model's :func:`model_digest`), ``checkpoints`` (path and SHA-256),
-    ``versions`` (packages), ``num_samples`` (requested), ``complete``, ``chunks`` (number, seed, first sample,
-    count, grid) and ``samples`` (per file: index, chunk, chunk seed, slice position, label, SHA-256 of the file);
-    ``manifest.csv`` has one row per file with the per-sample fields.
+    how positions and class labels were chosen, whether label maps are written, the model's :func:`model_digest`),
+    ``checkpoints`` (path and SHA-256), ``versions`` (packages), ``num_samples`` (requested), ``complete``,
+    ``chunks`` (number, seed, first sample, count, grid) and ``samples`` (per slice: index, file, label file, chunk,
+    chunk seed, slice position, class label, SHA-256 of the file and of the label file); ``manifest.csv`` has one row
+    per slice with the per-sample fields.
 
     Args:
         sampler: a :class:`~monai_vqvae2.inferers.HierarchicalSampler`.
@@ -151,7 +169,7 @@ def generate_bank(
             priors conditioned on it (``num_scalars=1``).
         real_positions: positions of real slices (e.g. :func:`~monai_vqvae2.synthetic.training_slice_positions`) to draw
             each slice's position from, uniformly with replacement; exclusive with ``slice_positions``.
-        labels: class label (one int or one per slice) for priors built with ``num_classes > 0``.
+        class_labels: class condition (one int or one per slice) for priors built with ``num_classes > 0``.
         temperature: softmax temperature of the priors, one number or one per level (coarsest first).
         top_k: sample among the ``top_k`` most likely codes only.
         method: ``"fast"`` (cached) or ``"naive"``.
@@ -179,7 +197,8 @@ def generate_bank(
         raise ValueError(f"`spacing` must be a positive finite number, got {spacing!r}.")
     num_scalars, num_classes = global_conditions(sampler)
     positions = resolve_positions(num_scalars, num_samples, chunk_size, seed, slice_positions, real_positions)
-    label_values = resolve_labels(num_classes, num_samples, labels)
+    label_values = resolve_labels(num_classes, num_samples, class_labels)
+    label_files = sampler.vqvae.label_decoder is not None
     records = checkpoint_records(checkpoints)
     settings = {
         "seed": seed,
@@ -192,7 +211,8 @@ def generate_bank(
         "device": next(sampler.vqvae.parameters()).device.type,
         "spacing": float(spacing),
         "slice_positions": position_spec(slice_positions, real_positions),
-        "labels": label_spec(labels),
+        "class_labels": label_spec(class_labels),
+        "label_maps": label_files,
         "model_sha256": model_digest(sampler),
         "checkpoints_sha256": [record["sha256"] for record in records],
     }
@@ -230,18 +250,22 @@ def generate_bank(
                 break  # a short last chunk of a smaller bank: generated again at full size
             recorded = existing["samples"][first : first + chunk["count"]]
             for entry in recorded:
-                expected = _expected_entry(entry["index"], number, chunk_seeds[number], positions, label_values)
+                expected = _expected_entry(
+                    entry["index"], number, chunk_seeds[number], positions, label_values, label_files
+                )
                 if {key: entry.get(key) for key in expected} != expected:
                     raise ValueError(
                         f"sample {entry['index']} of the bank in {str(bank_dir)!r} was generated with "
                         f"{_settings_difference({k: entry.get(k) for k in expected}, expected)}; pass "
                         "`overwrite=True` to start it again, or choose another folder."
                     )
-            if not all((bank_dir / name).is_file() for name in [chunk["grid"], *(e["file"] for e in recorded)]):
+            files = [chunk["grid"], *(e[key] for e in recorded for key in ("file", "label_file") if e.get(key))]
+            if not all((bank_dir / name).is_file() for name in files):
                 break  # damaged: this chunk and the following ones are generated again
             chunks.append(chunk)
             samples.extend(recorded)
-    _remove_strays(bank_dir, {chunk["grid"] for chunk in chunks} | {entry["file"] for entry in samples})
+    keep = {chunk["grid"] for chunk in chunks} | {entry["file"] for entry in samples}
+    _remove_strays(bank_dir, keep | {entry["label_file"] for entry in samples if entry.get("label_file")})
 
     def write_manifest() -> Path:
         manifest = {
@@ -273,15 +297,21 @@ def generate_bank(
             batch_size=batch_size,
         )
         pictures = slice_pictures(output.images)
+        label_maps = None if output.labels is None else output.labels[:, 0].cpu().numpy().astype(np.uint8)
         entries = []
         for offset, picture in enumerate(pictures):
-            entry = _expected_entry(first + offset, number, chunk_seeds[number], positions, label_values)
+            entry = _expected_entry(first + offset, number, chunk_seeds[number], positions, label_values, label_files)
             payload = nifti_slice_bytes(picture, spacing=spacing)
             atomic_write(bank_dir / entry["file"], lambda temporary, payload=payload: temporary.write_bytes(payload))
             entry["sha256"] = hashlib.sha256(payload).hexdigest()
+            entry["label_sha256"] = None
+            if label_maps is not None:
+                payload = nifti_slice_bytes(label_maps[offset], spacing=spacing)
+                atomic_write(bank_dir / entry["label_file"], lambda tmp, payload=payload: tmp.write_bytes(payload))
+                entry["label_sha256"] = hashlib.sha256(payload).hexdigest()
             entries.append(entry)
         grid = bank_grid_name(number)
-        write_grid_png(bank_dir / grid, pictures)
+        write_grid_png(bank_dir / grid, pictures, labels=label_maps)
         chunks.append({"chunk": number, "seed": chunk_seeds[number], "first": first, "count": count, "grid": grid})
         samples.extend(entries)
         write_manifest()

@@ -278,13 +278,16 @@ def position_spec(slice_positions: Any, real_positions: Any) -> dict[str, Any]:
     return {"mode": "per_sample"}
 
 
-def resolve_labels(num_classes: int, num_samples: int, labels: int | Sequence[int] | None) -> np.ndarray | None:
+def resolve_labels(
+    num_classes: int, num_samples: int, labels: int | Sequence[int] | None, name: str = "class_labels"
+) -> np.ndarray | None:
     """One class label per sample ``(num_samples,)`` int64, or ``None`` for priors without classes.
 
     Args:
         num_classes: classes of the sampler's priors (:func:`global_conditions`).
         num_samples: samples to generate.
         labels: one label for every sample, or one per sample.
+        name: the argument's name in error messages.
 
     Returns:
         the labels, or ``None`` when the priors have no classes.
@@ -296,20 +299,20 @@ def resolve_labels(num_classes: int, num_samples: int, labels: int | Sequence[in
     """
     if num_classes == 0:
         if labels is not None:
-            raise ValueError("`labels` was given but the sampler's priors were built with `num_classes=0`.")
+            raise ValueError(f"`{name}` was given but the sampler's priors were built with `num_classes=0`.")
         return None
     if labels is None:
-        raise ValueError(f"The sampler's priors were built with `num_classes={num_classes}`: pass `labels`.")
+        raise ValueError(f"The sampler's priors were built with `num_classes={num_classes}`: pass `{name}`.")
     if isinstance(labels, bool):
-        raise TypeError(f"`labels` must be an int or one int per sample, got {labels!r}.")
+        raise TypeError(f"`{name}` must be an int or one int per sample, got {labels!r}.")
     array = torch.as_tensor(labels).cpu().numpy()
     if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"`labels` must be an int or one int per sample, got {labels!r}.")
+        raise TypeError(f"`{name}` must be an int or one int per sample, got {labels!r}.")
     array = np.broadcast_to(array, (num_samples,)).astype(np.int64) if array.ndim == 0 else array.astype(np.int64)
     if array.shape != (num_samples,):
-        raise ValueError(f"`labels` needs one int or {num_samples} values (one per sample), got {array.shape[0]}.")
+        raise ValueError(f"`{name}` needs one int or {num_samples} values (one per sample), got {array.shape[0]}.")
     if array.min() < 0 or array.max() >= num_classes:
-        raise ValueError(f"`labels` must lie in [0, {num_classes - 1}], got values in [{array.min()}, {array.max()}].")
+        raise ValueError(f"`{name}` must lie in [0, {num_classes - 1}], got values in [{array.min()}, {array.max()}].")
     return array
 
 

@@ -87,8 +87,14 @@ def test_trainer_refuses_a_loader_without_a_single_batch():
 
 
 def test_prepare_batch_names_the_missing_key():
-    with pytest.raises(ValueError, match=r"Expected a batch dict with key 'image', got \['img'\]"):
+    with pytest.raises(ValueError, match=r"Expected a batch dict with key\(s\) \['image'\], got \['img'\]"):
         ReconstructionBatch()({"img": torch.zeros(1)})
+    with pytest.raises(ValueError, match=r"with key\(s\) \['image', 'label'\], got \['image'\]"):
+        ReconstructionBatch(label_key="label")({"image": torch.zeros(1)})
+    images, targets, args, kwargs = ReconstructionBatch(label_key="seg")(
+        {"image": torch.ones(1), "seg": torch.zeros(1)}
+    )
+    assert torch.equal(images, targets) and args == () and torch.equal(kwargs["labels"], torch.zeros(1))
 
 
 def test_evaluator_metrics_equal_monai_metrics_on_known_predictions():

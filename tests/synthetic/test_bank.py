@@ -72,7 +72,8 @@ def test_bank_files_and_manifest(sampler, tmp_path):
         "count": 4,
         "sha256": hashlib.sha256(pool.tobytes()).hexdigest(),
     }
-    assert settings["labels"] == {"mode": "none"} and settings["model_sha256"] == model_digest(sampler)
+    assert settings["class_labels"] == {"mode": "none"} and settings["model_sha256"] == model_digest(sampler)
+    assert settings["label_maps"] is False
     assert manifest["checkpoints"] == [{"path": str(checkpoint), "sha256": file_digest(checkpoint)}]
     assert settings["checkpoints_sha256"] == [file_digest(checkpoint)]
     assert manifest["versions"]["torch"] == metadata.version("torch")
@@ -95,8 +96,10 @@ def test_bank_files_and_manifest(sampler, tmp_path):
             "chunk": index // 2,
             "chunk_seed": seeds[index // 2],
             "slice_position": reference.slice_positions[index],
-            "label": None,
+            "class_label": None,
+            "label_file": None,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "label_sha256": None,
         }
         assert entry["slice_position"] in REAL_POOL
         assert row == {key: "" if value is None else str(value) for key, value in entry.items()}
@@ -192,16 +195,31 @@ def test_other_settings_raise_unless_overwrite(sampler, tmp_path):
         generate_bank(sampler, bank, 4, chunk_size=2, slice_positions=0.5, temperature=0.8)
 
 
-def test_labels_are_recorded_and_read_back(tmp_path):
+def test_class_labels_are_recorded_and_read_back(tmp_path):
     sampler = tiny_sampler(num_scalars=0, num_classes=2)
     bank = tmp_path / "bank"
-    generate_bank(sampler, bank, 3, chunk_size=2, labels=[1, 0, 1])
+    generate_bank(sampler, bank, 3, chunk_size=2, class_labels=[1, 0, 1])
     manifest = load_bank_manifest(bank)
-    assert manifest["settings"]["labels"] == {"mode": "per_sample"}
+    assert manifest["settings"]["class_labels"] == {"mode": "per_sample"}
     assert manifest["settings"]["slice_positions"] == {"mode": "none"}
-    assert [(e["label"], e["slice_position"]) for e in manifest["samples"]] == [(1, None), (0, None), (1, None)]
+    assert [(e["class_label"], e["slice_position"]) for e in manifest["samples"]] == [(1, None), (0, None), (1, None)]
     items = SyntheticSliceDataset(bank)
-    assert [items[i]["label"] for i in range(3)] == [1, 0, 1] and np.isnan(items[0]["slice_position"])
+    assert [items[i]["class_label"] for i in range(3)] == [1, 0, 1] and np.isnan(items[0]["slice_position"])
+    assert "label" not in items[0]  # the VQ-VAE-2 has no label decoder: no tissue label maps
+
+
+def test_a_format_1_bank_is_read_with_its_class_labels_renamed(tmp_path):
+    sampler = tiny_sampler(num_scalars=0, num_classes=2)
+    bank = tmp_path / "bank"
+    generate_bank(sampler, bank, 2, chunk_size=2, class_labels=[1, 0])
+    manifest = json.loads((bank / "manifest.json").read_text())
+    manifest["format"] = 1
+    manifest["settings"]["labels"] = manifest["settings"].pop("class_labels")
+    for entry in manifest["samples"]:
+        entry["label"] = entry.pop("class_label")
+    (bank / "manifest.json").write_text(json.dumps(manifest))
+    assert load_bank_manifest(bank)["settings"]["class_labels"] == {"mode": "per_sample"}
+    assert [SyntheticSliceDataset(bank)[i]["class_label"] for i in range(2)] == [1, 0]
 
 
 def test_model_digest_follows_the_weights_not_the_sampling(sampler):
@@ -247,7 +265,7 @@ def test_bad_manifests(tmp_path):
     with pytest.raises(ValueError, match="is not valid JSON"):
         load_bank_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text(json.dumps({"settings": {}, "samples": []}))
-    with pytest.raises(ValueError, match=r"is not a bank manifest of format 1 \(found format None\)"):
+    with pytest.raises(ValueError, match=r"is not a bank manifest of format 2 \(found format None\)"):
         load_bank_manifest(tmp_path)
 
 

@@ -78,17 +78,17 @@ def test_positions_are_drawn_from_the_real_distribution(sampler):
 
 def test_unconditioned_priors_take_no_positions_and_labels_are_kept():
     sampler = tiny_sampler(num_scalars=0, num_classes=3)
-    dataset = SyntheticSliceDataset(sampler, 4, labels=[0, 2, 1, 2], batch_size=4)
+    dataset = SyntheticSliceDataset(sampler, 4, class_labels=[0, 2, 1, 2], batch_size=4)
     item = dataset[1]
-    assert math.isnan(item["slice_position"]) and item["label"] == 2 and dataset.slice_positions is None
+    assert math.isnan(item["slice_position"]) and item["class_label"] == 2 and dataset.slice_positions is None
     with pytest.raises(ValueError, match="`slice_positions` was given but the sampler's priors are not conditioned"):
-        SyntheticSliceDataset(sampler, 4, slice_positions=0.5, labels=0)
+        SyntheticSliceDataset(sampler, 4, slice_positions=0.5, class_labels=0)
     with pytest.raises(ValueError, match="`real_positions` was given but the sampler's priors are not conditioned"):
-        SyntheticSliceDataset(sampler, 4, real_positions=REAL_POOL, labels=0)
-    with pytest.raises(ValueError, match=r"built with `num_classes=3`: pass `labels`"):
+        SyntheticSliceDataset(sampler, 4, real_positions=REAL_POOL, class_labels=0)
+    with pytest.raises(ValueError, match=r"built with `num_classes=3`: pass `class_labels`"):
         SyntheticSliceDataset(sampler, 4)
-    with pytest.raises(ValueError, match=r"`labels` must lie in \[0, 2\], got values in \[0, 3\]"):
-        SyntheticSliceDataset(sampler, 2, labels=[0, 3])
+    with pytest.raises(ValueError, match=r"`class_labels` must lie in \[0, 2\], got values in \[0, 3\]"):
+        SyntheticSliceDataset(sampler, 2, class_labels=[0, 3])
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,11 @@ def test_unconditioned_priors_take_no_positions_and_labels_are_kept():
         ({"real_positions": [0.5]}, ValueError, r"either `slice_positions` or `real_positions`"),
         ({"slice_positions": [0.5, 0.5]}, ValueError, r"`slice_positions` needs one float or 4 values .* got 2"),
         ({"slice_positions": 1.5}, ValueError, r"`slice_positions` holds normalised positions in \[0, 1\], got 1.5"),
-        ({"labels": 1}, ValueError, r"`labels` was given but the sampler's priors were built with `num_classes=0`"),
+        (
+            {"class_labels": 1},
+            ValueError,
+            r"`class_labels` was given but the sampler.s priors were built with `num_classes=0`",
+        ),
         ({"slice_positions": True}, TypeError, r"`slice_positions` must be a float or a sequence of floats, got True"),
         ({"real_positions": ["a"], "slice_positions": None}, TypeError, r"`real_positions` must be a float or a seq"),
     ],
