@@ -15,7 +15,9 @@ import monai_vqvae2.inferers.writer
 from monai_vqvae2 import slice_io
 from monai_vqvae2.slice_io import (
     DISPLAY_ROT90_K,
+    LABEL_COLOURS,
     from_display,
+    label_overlay,
     nifti_slice_bytes,
     read_slice_nifti,
     slice_affine,
@@ -104,3 +106,24 @@ def test_the_old_import_paths_give_the_new_objects():
         assert name in monai_vqvae2.inferers.writer.__all__, name
     assert monai_vqvae2.inferers.read_slice_nifti is read_slice_nifti
     assert monai_vqvae2.inferers.slice_affine is slice_affine
+
+
+def test_label_overlay_colours_each_class_and_leaves_the_background_grey():
+    picture = np.full((2, 3), 0.5, dtype=np.float32)
+    label = np.array([[0, 1, 2], [3, 0, 1]])
+    overlay = label_overlay(picture, label, alpha=0.5)
+    assert overlay.shape == (2, 3, 3) and overlay.dtype == np.uint8
+    np.testing.assert_array_equal(overlay[0, 0], [128, 128, 128])
+    for row, column in ((0, 1), (0, 2), (1, 0)):
+        expected = np.round(0.5 * 127.5 + 0.5 * np.array(LABEL_COLOURS[label[row, column]]))
+        np.testing.assert_array_equal(overlay[row, column], expected)
+    with pytest.raises(ValueError, match=r"`picture` \(2, 3\) and `label` \(3, 2\) must have the same shape"):
+        label_overlay(picture, label.T)
+
+
+def test_class_maps_are_stored_as_uint8_slices_and_read_back_exactly(tmp_path):
+    label = np.array([[0, 1, 2, 3], [3, 2, 1, 0], [1, 1, 1, 1]], dtype=np.uint8)
+    path = tmp_path / "label.nii.gz"
+    path.write_bytes(nifti_slice_bytes(label))
+    assert nib.load(path).get_data_dtype() == np.uint8
+    np.testing.assert_array_equal(read_slice_nifti(path), label)

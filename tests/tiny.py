@@ -27,8 +27,11 @@ def single_thread():
     torch.set_num_threads(threads)
 
 
-def tiny_sampler(num_scalars: int = 1, num_classes: int = 0, seed: int = 0) -> HierarchicalSampler:
-    """An untrained 2-level VQ-VAE-2 (16 codes per level) with 2-layer priors, seeded."""
+def tiny_sampler(
+    num_scalars: int = 1, num_classes: int = 0, seed: int = 0, label_channels: int | None = None
+) -> HierarchicalSampler:
+    """An untrained 2-level VQ-VAE-2 (16 codes per level; with a label decoder of ``label_channels`` classes when
+    given) with 2-layer priors, seeded."""
     torch.manual_seed(seed)
     vqvae = VQVAE2(
         spatial_dims=2,
@@ -39,6 +42,7 @@ def tiny_sampler(num_scalars: int = 1, num_classes: int = 0, seed: int = 0) -> H
         num_res_channels=4,
         num_embeddings=16,
         embedding_dim=4,
+        label_channels=label_channels,
     )
     priors = [
         prior_for_level(
