@@ -8,7 +8,8 @@ how the measures are read). The modules it builds on, each importing only those 
 :mod:`~monai_vqvae2.quality.features` (encoder and random-CNN feature spaces),
 :mod:`~monai_vqvae2.quality.similarity` (SSIM diversity and memorisation),
 :mod:`~monai_vqvae2.quality.figures` (PNG figures), :mod:`~monai_vqvae2.quality.plan` (which slices each comparison
-uses), :mod:`~monai_vqvae2.quality.markdown` (``report.md``) and :mod:`~monai_vqvae2.quality.volumes` (the report
+uses), :mod:`~monai_vqvae2.quality.segmentation` (the real-data segmenter of the label agreement),
+:mod:`~monai_vqvae2.quality.markdown` (``report.md``) and :mod:`~monai_vqvae2.quality.volumes` (the report
 of sampled volumes: :func:`~monai_vqvae2.quality.volumes.volume_quality_report`, which ``quality_report`` runs for a
 folder of volumes).
 """
@@ -30,6 +31,7 @@ from monai_vqvae2.quality.measures import (
 )
 from monai_vqvae2.quality.plan import REFERENCE
 from monai_vqvae2.quality.report import quality_report
+from monai_vqvae2.quality.segmentation import label_agreement, reference_segmenter, tissue_segmenter, train_segmenter
 from monai_vqvae2.quality.similarity import NearestTraining, nearest_training_ssim, pairwise_ms_ssim
 from monai_vqvae2.quality.volumes import PLANES, plane_slices, volume_quality_report
 
@@ -48,6 +50,7 @@ __all__ = [
     "frechet_distance",
     "histogram_wasserstein",
     "intensity_wasserstein",
+    "label_agreement",
     "load_sample_folder",
     "maximum_mean_discrepancy",
     "median_bandwidth",
@@ -55,6 +58,9 @@ __all__ = [
     "pairwise_ms_ssim",
     "plane_slices",
     "quality_report",
+    "reference_segmenter",
     "stage_scales",
+    "tissue_segmenter",
+    "train_segmenter",
     "volume_quality_report",
 ]

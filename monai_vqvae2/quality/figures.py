@@ -15,8 +15,9 @@ from PIL import Image, ImageDraw, ImageFont
 from monai_vqvae2.io import atomic_write
 from monai_vqvae2.quality.images import ImageSet
 from monai_vqvae2.quality.similarity import NearestTraining
+from monai_vqvae2.slice_io import label_overlay
 
-__all__ = ["MAX_POSITION_ROWS", "nearest_figure", "position_figure"]
+__all__ = ["MAX_POSITION_ROWS", "label_pairs_figure", "nearest_figure", "position_figure"]
 
 _MIN_TILE = 64  # figure tiles are enlarged (nearest neighbour, integer factor) to at least this many pixels
 _GAP = 2
@@ -128,3 +129,23 @@ def position_figure(
             for column, image in enumerate(real.get(closest[:num_real])):
                 canvas.paste(Image.fromarray(_tile(image, scale)), (real_left + column * (width + _GAP), top))
     return _save_png(path, canvas)
+
+
+def label_pairs_figure(images: torch.Tensor, labels: torch.Tensor, segmented: torch.Tensor, path: Path) -> Path:
+    """Columns: slices; rows: the slice, with its own label map overlaid, with the reference segmenter's label map
+    overlaid (agreement shows as two rows of the same colours)."""
+    scale = _scale(images.shape[2:])
+    rows = []
+    for overlay in (None, labels, segmented):
+        tiles = []
+        for index in range(len(images)):
+            if overlay is None:
+                tiles.append(_tile(images[index], scale))
+            else:
+                picture = label_overlay(images[index, 0].numpy(), overlay[index, 0].cpu().numpy())
+                tiles.append(np.kron(picture, np.ones((scale, scale, 1), dtype=np.uint8)))
+        gap = np.zeros((tiles[0].shape[0], _GAP, 3), dtype=np.uint8)
+        rows.append(np.concatenate([part for tile in tiles for part in (tile, gap)][:-1], axis=1))
+    spacer = np.zeros((_GAP, rows[0].shape[1], 3), dtype=np.uint8)
+    canvas = np.concatenate([rows[0], spacer, rows[1], spacer, rows[2]], axis=0)
+    return _save_png(path, Image.fromarray(canvas))

@@ -33,10 +33,13 @@ class SampleFolder(NamedTuple):
         images: ``(N, 1, H, W)`` float32 in [0, 1], display order (anterior up), as given to ``write_samples``.
         positions: the normalised slice position of each sample (0 = inferior, 1 = superior), or ``None`` when the
             manifest records none (absent or ``null``).
+        labels: ``(N, 1, H, W)`` int64 tissue label maps of the samples (the manifest's ``label`` files), or ``None``
+            when the samples have none.
     """
 
     images: torch.Tensor
     positions: list[float] | None
+    labels: torch.Tensor | None = None
 
 
 class ImageSet:
@@ -126,6 +129,27 @@ class ImageSet:
             view._dataset = _DatasetView(self._dataset, indices)
         return view
 
+    def labels(self, indices: Sequence[int]) -> torch.Tensor:
+        """The ``"label"`` maps of slices ``indices`` as ``(len(indices), 1, H, W)`` int64.
+
+        Raises:
+            ValueError: the slices are a tensor (no labels), or an item has no ``"label"`` of the image's shape.
+        """
+        if self._dataset is None:
+            raise ValueError(f"`{self.name}` is a tensor of images: give a dataset of {{'image', 'label'}} items.")
+        maps = []
+        for index in indices:
+            item = self._dataset[int(index)]
+            label = item.get("label") if isinstance(item, dict) else None
+            if label is None or tuple(label.shape) != (1, *self.spatial_shape):
+                found = "no 'label'" if label is None else f"a 'label' of shape {tuple(label.shape)}"
+                raise ValueError(
+                    f"`{self.name}[{int(index)}]` has {found}; label agreement needs (1, "
+                    f"{', '.join(map(str, self.spatial_shape))}) label maps (slices made with labels=True)."
+                )
+            maps.append(convert_to_tensor(label, track_meta=False).long())
+        return torch.stack(maps) if maps else torch.zeros((0, 1, *self.spatial_shape), dtype=torch.long)
+
     def describe(self, index: int) -> dict[str, Any]:
         """Subject and slice index of slice ``index`` where the dataset records them (for the report)."""
         items = getattr(self._dataset, "slice_items", None)
@@ -173,13 +197,13 @@ def load_sample_folder(path: str | os.PathLike) -> SampleFolder:
         path: the samples folder.
 
     Returns:
-        a :class:`SampleFolder` ``(images, positions)``: images ``(N, 1, H, W)`` float32, positions from the manifest
-        (``None`` when it records none).
+        a :class:`SampleFolder` ``(images, positions, labels)``: images ``(N, 1, H, W)`` float32, positions from the
+        manifest (``None`` when it records none), label maps when every sample has a ``label`` file (else ``None``).
 
     Raises:
         FileNotFoundError: no ``manifest.json`` in ``path``, or a listed file is missing.
         ValueError: a malformed manifest, a file that is not one ``(X, Y, 1)`` slice, slices of different sizes, or
-            slice positions recorded for some samples only.
+            slice positions or label files recorded for some samples only.
     """
     folder = Path(path)
     manifest_path = folder / "manifest.json"
@@ -212,4 +236,17 @@ def load_sample_folder(path: str | os.PathLike) -> SampleFolder:
     if any(known) and not all(known):
         raise ValueError(f"{manifest_path} records a 'slice_position' for some samples only.")
     positions = [float(value) for value in recorded] if all(known) else None
-    return SampleFolder(images, positions)
+    label_files = [entry.get("label") for entry in entries]
+    if any(label_files) and not all(label_files):
+        raise ValueError(f"{manifest_path} lists a 'label' file for some samples only.")
+    labels = None
+    if all(label_files):
+        maps = []
+        for name in label_files:
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"{folder / name} is listed in {manifest_path} but does not exist.")
+            maps.append(np.rint(read_slice_nifti(folder / name)).astype(np.int64))
+        if {m.shape for m in maps} != {tuple(images.shape[2:])}:
+            raise ValueError(f"The label files listed in {manifest_path} do not match the samples' size.")
+        labels = torch.from_numpy(np.stack(maps))[:, None]
+    return SampleFolder(images, positions, labels)

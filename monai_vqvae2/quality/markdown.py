@@ -113,6 +113,23 @@ def report_markdown(report: dict[str, Any]) -> str:
                 "",
             ]
         lines.pop()
+    agreement = report.get("label_agreement")
+    if agreement:
+        classes = list(agreement["samples"]["per_class"])
+        lines += [
+            "",
+            "## Label agreement",
+            "",
+            agreement["description"] + " 1 is perfect agreement; read the samples against the real reference.",
+            "",
+            "| | " + " | ".join(classes) + " | mean | per-slice min / median |",
+            "|---|" + "---|" * (len(classes) + 2),
+        ]
+        for name, key in (("samples", "samples"), ("real reference", "real")):
+            row = agreement[key]
+            values = " | ".join(_format(row["per_class"][c], 3) for c in classes)
+            spread = f"{_format(row['per_slice']['min'], 3)} / {_format(row['per_slice']['median'], 3)}"
+            lines.append(f"| {name} | {values} | {_format(row['mean'], 3)} | {spread} |")
     encoder, random_cnn = report["feature_spaces"]["encoder"], report["feature_spaces"]["random_cnn"]
     diversity, memorisation, histogram = report["diversity"], report["memorisation"], report["histogram"]
     weights = ", ".join(f"{w:.3f}" for w in diversity["weights"])
@@ -158,6 +175,11 @@ def report_markdown(report: dict[str, Any]) -> str:
         "similar first; the number is the SSIM, red for near-copies)"
     )
     lines += ["", "## How these were computed", "", *method, "", "## Figures", "", figure]
+    if report["figures"].get("label_pairs"):
+        lines.append(
+            f"- [Samples with their labels]({report['figures']['label_pairs']}) (rows: sample, its generated label, "
+            "the real-data segmenter's label)"
+        )
     if report["figures"].get("by_position"):
         lines.append(f"- [Samples by slice position]({report['figures']['by_position']})")
     else:

@@ -44,7 +44,7 @@ from monai_vqvae2.io import atomic_write, atomic_write_json
 from monai_vqvae2.metrics import ms_ssim_weights
 from monai_vqvae2.networks import unwrap
 from monai_vqvae2.quality.features import FEATURE_SPACE, RANDOM_FEATURE_SPACE, RandomCNNFeatures, encoder_features
-from monai_vqvae2.quality.figures import MAX_POSITION_ROWS, nearest_figure, position_figure
+from monai_vqvae2.quality.figures import MAX_POSITION_ROWS, label_pairs_figure, nearest_figure, position_figure
 from monai_vqvae2.quality.images import ImageSet, check_same_size, load_sample_folder
 from monai_vqvae2.quality.markdown import report_markdown
 from monai_vqvae2.quality.measures import (
@@ -59,6 +59,7 @@ from monai_vqvae2.quality.measures import (
     stage_scales,
 )
 from monai_vqvae2.quality.plan import REFERENCE, SETS, Group, plan_groups
+from monai_vqvae2.quality.segmentation import label_agreement
 from monai_vqvae2.quality.similarity import (
     SSIM_KERNEL_SIZE,
     NearestTraining,
@@ -157,6 +158,47 @@ def _measures(
     }
 
 
+#: what the label agreement measures, for the report
+LABEL_AGREEMENT = (
+    "Dice per tissue class between each slice's label map and the segmentation of the slice by a MONAI UNet trained "
+    "on real training pairs only; for the samples their generated label, for the real reference the real label."
+)
+
+
+def _label_agreement(
+    segmenter: torch.nn.Module,
+    samples: ImageSet,
+    sample_labels: torch.Tensor | None,
+    real: ImageSet,
+    batch_size: int,
+    num_figure_images: int,
+    path: Path,
+) -> dict[str, Any]:
+    """The report's ``label_agreement``: samples and real reference side by side, and the figure of the first
+    samples with their labels and the segmenter's."""
+    if sample_labels is None:
+        if samples._dataset is None:
+            raise ValueError(
+                "`segmenter` was given, but the samples have no label maps: sample with a VQ-VAE-2 that has a label "
+                "decoder (labels: true), or pass `sample_labels`."
+            )
+        sample_labels = samples.labels(range(len(samples)))
+    if tuple(sample_labels.shape) != (len(samples), 1, *samples.spatial_shape):
+        raise ValueError(
+            f"`sample_labels` must have shape {(len(samples), 1, *samples.spatial_shape)}, got "
+            f"{tuple(sample_labels.shape)}."
+        )
+    images = samples.get(range(len(samples)))
+    generated = label_agreement(segmenter, images, sample_labels, batch_size=batch_size)
+    reference = label_agreement(
+        segmenter, real.get(range(len(real))), real.labels(range(len(real))), batch_size=batch_size
+    )
+    shown = slice(0, min(num_figure_images, len(samples)))
+    label_pairs_figure(images[shown], sample_labels[shown], generated.pop("segmented")[shown], path)
+    reference.pop("segmented")
+    return {"description": LABEL_AGREEMENT, "samples": generated, "real": reference, "figure": path.name}
+
+
 def quality_report(
     vqvae: torch.nn.Module,
     real_test: Any,
@@ -176,6 +218,8 @@ def quality_report(
     position_window: float | None = None,
     max_base_slices: int | None = 2000,
     feature_seed: int = 0,
+    segmenter: torch.nn.Module | None = None,
+    sample_labels: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Measure generated slices against the training slices, beside real slices of held-out subjects measured the
     same way, and write ``quality.json``, ``report.md``, ``nearest_neighbours.png`` and (when slice positions are
@@ -196,7 +240,12 @@ def quality_report(
     - diversity: MS-SSIM over seeded pairs within the set (as many pairs for both sets);
     - memorisation: each slice's SSIM to its nearest slice of the **whole** training set
       (:func:`~monai_vqvae2.quality.similarity.nearest_training_ssim`) and how many reach ``near_copy_threshold`` (the
-      samples that do are listed).
+      samples that do are listed);
+    - with a ``segmenter`` trained on real pairs only
+      (:func:`~monai_vqvae2.quality.segmentation.reference_segmenter`): the **label agreement**, the Dice per tissue
+      class between each sample's generated label map and the segmenter's segmentation of the sample, beside the same
+      Dice between the real reference's labels and their segmentation (the segmenter's own error on real brains), and
+      ``label_pairs.png``.
 
     A folder of sampled volumes (written by :func:`~monai_vqvae2.inferers.write_volume_samples`) is measured plane by
     plane instead, with the real and training volumes: :func:`~monai_vqvae2.quality.volumes.volume_quality_report`
@@ -233,6 +282,10 @@ def quality_report(
         max_base_slices: most training slices in the base (per position with ``position_window``), drawn with
             ``seed``; ``None``: all of them.
         feature_seed: seed of the random CNN's weights (the same seed gives the same feature space).
+        segmenter: a segmentation network trained on real pairs only, to measure the label agreement; the samples
+            need label maps (a folder written with them, ``sample_labels``, or a dataset with ``"label"`` items), and
+            ``real_test`` must be a dataset with ``"label"`` items.
+        sample_labels: ``(N, 1, H, W)`` label maps of samples given as a tensor.
 
     Returns:
         the report as written to ``quality.json``.
@@ -274,6 +327,7 @@ def quality_report(
         folder = load_sample_folder(samples)
         samples = folder.images
         sample_positions = folder.positions if sample_positions is None else sample_positions
+        sample_labels = folder.labels if sample_labels is None else sample_labels
     real, generated, train = (
         ImageSet(real_test, "real_test"),
         ImageSet(samples, "samples"),
@@ -366,6 +420,19 @@ def quality_report(
             output_dir / figures["by_position"],
         )
 
+    agreement = None
+    if segmenter is not None:
+        figures["label_pairs"] = "label_pairs.png"
+        agreement = _label_agreement(
+            segmenter,
+            generated,
+            sample_labels,
+            real.subset(overall.real),
+            batch_size,
+            num_figure_images,
+            output_dir / figures["label_pairs"],
+        )
+
     report = {
         "seed": seed,
         "image_size": list(generated.spatial_shape),
@@ -401,6 +468,7 @@ def quality_report(
         "overall": measures(overall),
         "by_position": [{"position": group.position, **measures(group)} for group in groups],
         "memorisation": memorisation,
+        "label_agreement": agreement,
         "sample_positions": sample_positions,
         "figures": figures,
         "settings": {

@@ -9,6 +9,9 @@ segmenter's own error on real brains).
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,9 +22,12 @@ from monai.losses import DiceCELoss
 from monai.networks.nets import UNet
 from monai.utils import set_determinism
 
+from monai_vqvae2.io import atomic_write
+from monai_vqvae2.metrics import class_dice
 from monai_vqvae2.quality.measures import positive_int
+from monai_vqvae2.transforms import TISSUE_CLASSES
 
-__all__ = ["segment", "tissue_segmenter", "train_segmenter"]
+__all__ = ["label_agreement", "reference_segmenter", "segment", "tissue_segmenter", "train_segmenter"]
 
 
 def tissue_segmenter(num_classes: int = 4, spatial_dims: int = 2) -> UNet:
@@ -105,3 +111,88 @@ def segment(network: torch.nn.Module, images: torch.Tensor, batch_size: int = 64
     device = next(network.parameters()).device
     parts = [network(chunk.to(device)).argmax(dim=1, keepdim=True).cpu() for chunk in images.split(batch_size)]
     return torch.cat(parts)
+
+
+def reference_segmenter(
+    dataset: Any,
+    checkpoint: str | os.PathLike,
+    steps: int = 1000,
+    batch_size: int = 16,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+    num_classes: int = len(TISSUE_CLASSES),
+    device: str | torch.device = "cpu",
+) -> torch.nn.Module:
+    """The :func:`tissue_segmenter` trained on the real pairs of ``dataset`` (:func:`train_segmenter`), trained once:
+    the weights and settings are saved to ``checkpoint`` (atomically) and loaded from there while the settings (and
+    the number of training items) stay the same.
+
+    Args:
+        dataset: real ``{"image", "label"}`` items, e.g. the training slices made with ``labels=True``.
+        checkpoint: file of the trained segmenter, e.g. ``models/segmenter.pt`` of a run (never in a data folder).
+        steps: training steps.
+        batch_size: items per step.
+        learning_rate: Adam's learning rate.
+        seed: seed of the weights and the shuffling.
+        num_classes: label classes, background included.
+        device: where it trains and runs.
+
+    Returns:
+        the segmenter, in evaluation mode, on ``device``.
+    """
+    settings = {
+        "steps": positive_int(steps, "steps"),
+        "batch_size": positive_int(batch_size, "batch_size"),
+        "learning_rate": float(learning_rate),
+        "seed": int(seed),
+        "num_classes": positive_int(num_classes, "num_classes"),
+        "num_items": len(dataset),
+    }
+    checkpoint = Path(checkpoint)
+    torch.manual_seed(seed)
+    network = tissue_segmenter(num_classes)
+    if checkpoint.is_file():
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if saved.get("settings") == settings:
+            network.load_state_dict(saved["state_dict"])
+            return network.to(device).eval()
+    train_segmenter(network, dataset, steps, batch_size, learning_rate, seed, device)
+    state = {"settings": settings, "state_dict": {k: v.cpu() for k, v in network.state_dict().items()}}
+    atomic_write(checkpoint, lambda temporary: torch.save(state, temporary))
+    return network.eval()
+
+
+def label_agreement(
+    segmenter: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: Sequence[str] = TISSUE_CLASSES[1:],
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """How well label maps agree with their images: the Dice (:func:`~monai_vqvae2.metrics.class_dice`) between
+    ``labels`` and the segmenter's segmentation of ``images``, per foreground class.
+
+    Args:
+        segmenter: a segmenter trained on real pairs only (:func:`reference_segmenter`).
+        images: ``(N, 1, H, W)`` in [0, 1].
+        labels: ``(N, 1, H, W)`` class maps aligned with ``images``.
+        class_names: names of the foreground classes 1, 2, ...
+        batch_size: images segmented at once.
+
+    Returns:
+        ``{"per_class": {name: mean Dice}, "mean": mean over slices and classes, "per_slice": {"min", "median",
+        "max"}}`` of the per-slice mean Dice, and ``"segmented"``: the segmentation ``(N, 1, H, W)``, for figures.
+    """
+    segmented = segment(segmenter, images, batch_size)
+    dice = class_dice(segmented, labels.to(segmented.device).long(), len(class_names) + 1).double()
+    per_slice = dice.mean(dim=1)
+    return {
+        "per_class": {name: float(dice[:, column].mean()) for column, name in enumerate(class_names)},
+        "mean": float(per_slice.mean()),
+        "per_slice": {
+            "min": float(per_slice.min()),
+            "median": float(per_slice.median()),
+            "max": float(per_slice.max()),
+        },
+        "segmented": segmented,
+    }

@@ -60,3 +60,12 @@ def test_labels_true_trains_a_label_decoder_and_samples_come_as_pairs(labelled_d
     assert label.shape == (32, 32, 1) and label.get_data_dtype() == np.uint8
     assert set(np.unique(np.asarray(label.dataobj))) <= {0, 1, 2, 3}
     assert np.asarray(Image.open(tmp_path / "samples" / "sample_grid.png")).shape == (32, 64 * 2, 3)
+
+    run_bundle(["quality_report.yaml"], *data, *PRIOR_OVERRIDES, "--segmenter_steps", "5")
+    report = json.loads((tmp_path / "quality" / "quality.json").read_text())
+    agreement = report["label_agreement"]
+    for name in ("samples", "real"):
+        assert list(agreement[name]["per_class"]) == ["CSF", "grey matter", "white matter"]
+        assert 0 <= agreement[name]["per_slice"]["min"] <= agreement[name]["mean"] <= 1
+    assert (tmp_path / "quality" / "label_pairs.png").is_file() and (tmp_path / "models" / "segmenter.pt").is_file()
+    assert "## Label agreement" in (tmp_path / "quality" / "report.md").read_text()

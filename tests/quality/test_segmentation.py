@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from monai_vqvae2.metrics import class_dice
-from monai_vqvae2.quality.segmentation import segment, tissue_segmenter, train_segmenter
+from monai_vqvae2.quality.segmentation import (
+    label_agreement,
+    reference_segmenter,
+    segment,
+    tissue_segmenter,
+    train_segmenter,
+)
 from tests.tiny import single_thread  # noqa: F401 (autouse fixture)
 
 
@@ -42,3 +48,25 @@ def test_train_segmenter_refuses_bad_budgets_and_empty_data():
         train_segmenter(tissue_segmenter(), [{"image": torch.zeros(1, 8, 8), "label": torch.zeros(1, 8, 8)}], 0)
     with pytest.raises(ValueError, match=r"`dataset` holds no item to train the segmenter on"):
         train_segmenter(tissue_segmenter(), [], 5)
+
+
+def test_the_reference_segmenter_is_trained_once_and_again_when_its_settings_change(tmp_path):
+    items = [{"image": torch.rand(1, 16, 16), "label": torch.randint(0, 4, (1, 16, 16))} for _ in range(4)]
+    checkpoint = tmp_path / "models" / "segmenter.pt"
+    first = reference_segmenter(items, checkpoint, steps=2, batch_size=2)
+    stamp = checkpoint.stat().st_mtime_ns
+    again = reference_segmenter(items, checkpoint, steps=2, batch_size=2)
+    assert checkpoint.stat().st_mtime_ns == stamp and not again.training
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    assert torch.load(checkpoint, weights_only=True)["settings"]["num_items"] == 4
+    reference_segmenter(items, checkpoint, steps=3, batch_size=2)  # other settings: trained again
+    assert torch.load(checkpoint, weights_only=True)["settings"]["steps"] == 3
+
+
+def test_label_agreement_is_perfect_for_the_segmenters_own_labels_and_names_the_classes():
+    network = tissue_segmenter(4)
+    images = torch.rand(3, 1, 16, 16)
+    own = segment(network, images)
+    agreement = label_agreement(network, images, own)
+    assert agreement["per_class"] == {"CSF": 1.0, "grey matter": 1.0, "white matter": 1.0}
+    assert agreement["mean"] == 1.0 and torch.equal(agreement["segmented"], own)
