@@ -186,7 +186,12 @@ def quality_summary(quality: dict[str, Any]) -> dict[str, Any]:
             "num_samples": quality["num_volumes"]["samples"],
             "planes": {plane: _headline(measures) for plane, measures in quality["planes"].items()},
         }
-    return {"num_samples": quality["counts"]["samples"], **_headline(quality["overall"])}
+    summary = {"num_samples": quality["counts"]["samples"], **_headline(quality["overall"])}
+    agreement = quality.get("label_agreement")
+    if agreement:
+        summary["label_agreement"] = agreement["samples"]["per_class"]
+        summary["label_agreement_real"] = agreement["real"]["per_class"]
+    return summary
 
 
 def _headline(overall: dict[str, Any]) -> dict[str, Any]:
@@ -277,6 +282,12 @@ def format_summary(summary: dict[str, Any], output_dir: str | Path) -> str:
         lines.append(
             f"  near-copies of training slices: {quality['num_near_copies']}   real: {quality['num_near_copies_real']}"
         )
+        if quality.get("label_agreement"):
+            pairs = ", ".join(
+                f"{name} {value:.3f} / {quality['label_agreement_real'][name]:.3f}"
+                for name, value in quality["label_agreement"].items()
+            )
+            lines.append(f"  label agreement, Dice per class (samples / real): {pairs}")
     output_dir = Path(output_dir)
     if output_dir.is_dir():
         folders = ", ".join(sorted(f"{p.name}/" for p in output_dir.iterdir() if p.is_dir()))
