@@ -8,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
@@ -130,3 +131,73 @@ def test_synthetic_augmentation_rejects_bad_arguments(finished_run, tmp_path):
         example.run_experiment(finished_run, configs=CONFIGS, overrides={**TINY, "condition_on_slice_position": False})
     with pytest.raises(FileNotFoundError, match="must hold a run with trained priors"):
         example.run_experiment(tmp_path, configs=CONFIGS, overrides=TINY)
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory) -> Path:
+    """A finished run with labels: five NIfTI subjects and their tissue labels (three intensity bands of the brain),
+    a tiny VQ-VAE-2 with a label decoder and tiny priors (untrained), and ``codes/train.npz`` (positions only)."""
+    data_dir, output_dir = tmp_path_factory.mktemp("labelled"), tmp_path_factory.mktemp("labelled_run")
+    for subject in range(5):
+        path = data_dir / "images" / f"sub{subject:02d}_T1w.nii.gz"
+        path.parent.mkdir(exist_ok=True)
+        affine = write_volume(path, seed=subject)
+        values = np.asarray(nib.load(path).dataobj)
+        (data_dir / "labels").mkdir(exist_ok=True)
+        label = np.where(values > 0, np.digitize(values, [90, 120]) + 1, 0).astype(np.uint8)
+        nib.save(nib.Nifti1Image(label, affine), data_dir / "labels" / path.name)
+    items = discover_dataset(data_dir / "images", "nifti", label_dir=data_dir / "labels")
+    save_split({"train": items[:3], "validation": items[3:4], "test": items[4:]}, output_dir / "split.json")
+    parser = ConfigParser()
+    parser.read_config([str(path) for path in CONFIGS])
+    for key, value in {**TINY, "labels": True}.items():
+        parser[key] = value
+    torch.manual_seed(0)
+    network = parser.get_parsed_content("network_def")
+    (output_dir / "models").mkdir()
+    torch.save(network.state_dict(), output_dir / "models" / "model.pt")
+    prior_settings = parser.get_parsed_content("prior_settings")
+    for level, name in enumerate(("top", "bottom")):
+        prior = prior_for_level(network.network, level, num_scalars=1, **prior_settings)
+        (output_dir / "models" / f"prior_{name}").mkdir()
+        torch.save(prior.state_dict(), output_dir / "models" / f"prior_{name}" / "model.pt")
+    (output_dir / "codes").mkdir()
+    np.savez(output_dir / "codes" / "train.npz", slice_position=np.array([0.25, 0.5, 0.75], dtype=np.float32))
+    return output_dir
+
+
+def test_synthetic_segmentation_trains_every_arm_with_the_same_budget_and_seeds(labelled_run):
+    example = load_example("synthetic_segmentation")
+    settings = {"seeds": [0, 1], "steps": 2, "batch_size": 4, "num_synthetic": 4, "low_data_subjects": 1}
+    results = example.run_study(labelled_run, configs=CONFIGS, overrides=TINY, **settings)
+
+    stored = json.loads((labelled_run / "segmentation_study" / "results.json").read_text())
+    assert stored == json.loads(json.dumps(results))
+    assert list(stored["runs"]["full"]) == list(example.ARMS)
+    assert list(stored["runs"]["low"]) == [arm for arm in example.ARMS if arm != "synthetic_only"]
+    assert stored["data"]["low_data_subjects"] == ["sub00_T1w"] and stored["data"]["test_subjects"] == ["sub04_T1w"]
+    assert 0 < stored["data"]["num_low_data_pairs"] < stored["data"]["num_train_pairs"]
+    for regime in stored["runs"].values():
+        for arm in regime.values():
+            assert [row["seed"] for row in arm["per_seed"]] == [0, 1]
+            for row in arm["per_seed"]:
+                assert all(0 <= row[name] <= 1 for name in ("CSF", "grey matter", "white matter"))
+            mean = arm["summary"]["mean"]
+            assert mean["min"] <= mean["mean"] <= mean["max"] and mean["sd"] >= 0
+    bank = json.loads((labelled_run / "segmentation_study" / "bank" / "manifest.json").read_text())
+    assert bank["settings"]["label_maps"] is True and len(bank["samples"]) == 4
+    assert all((labelled_run / "segmentation_study" / "bank" / e["label_file"]).is_file() for e in bank["samples"])
+    # one seed, one budget, one initial network: the arms differ only by their training data
+    full = stored["runs"]["full"]
+    assert full["real"]["per_seed"][0] != full["real_augmented"]["per_seed"][0]
+    again = example.run_study(labelled_run, configs=CONFIGS, overrides=TINY, **{**settings, "seeds": [0]})
+    assert again["runs"]["full"]["real"]["per_seed"][0] == full["real"]["per_seed"][0]
+    assert "| full | (b) real + standard augmentation |" in example.format_table(results)
+
+
+def test_synthetic_segmentation_needs_a_run_with_labels(finished_run, labelled_run):
+    example = load_example("synthetic_segmentation")
+    with pytest.raises(ValueError, match="the study needs a run made with labels"):
+        example.run_study(finished_run, configs=CONFIGS, overrides=TINY, steps=1)
+    with pytest.raises(ValueError, match=r"`low_data_subjects` must be between 1 and 2"):
+        example.run_study(labelled_run, configs=CONFIGS, overrides=TINY, low_data_subjects=3, steps=1)

@@ -31,7 +31,13 @@ from monai_vqvae2.quality.measures import (
 )
 from monai_vqvae2.quality.plan import REFERENCE
 from monai_vqvae2.quality.report import quality_report
-from monai_vqvae2.quality.segmentation import label_agreement, reference_segmenter, tissue_segmenter, train_segmenter
+from monai_vqvae2.quality.segmentation import (
+    label_agreement,
+    reference_segmenter,
+    segment,
+    tissue_segmenter,
+    train_segmenter,
+)
 from monai_vqvae2.quality.similarity import NearestTraining, nearest_training_ssim, pairwise_ms_ssim
 from monai_vqvae2.quality.volumes import PLANES, plane_slices, volume_quality_report
 
@@ -59,6 +65,7 @@ __all__ = [
     "plane_slices",
     "quality_report",
     "reference_segmenter",
+    "segment",
     "stage_scales",
     "tissue_segmenter",
     "train_segmenter",
