@@ -65,11 +65,17 @@ def finished_run(tmp_path_factory) -> Path:
     data_dir, output_dir = tmp_path_factory.mktemp("nifti"), tmp_path_factory.mktemp("run")
     for subject in range(5):
         write_volume(data_dir / f"sub{subject:02d}_T1w.nii.gz", seed=subject)
-    items = discover_dataset(data_dir, "nifti")
+    write_tiny_run(output_dir, discover_dataset(data_dir, "nifti"), TINY, [0.125, 0.25, 0.5, 0.75])
+    return output_dir
+
+
+def write_tiny_run(output_dir: Path, items: list, overrides: dict, positions: list[float]) -> None:
+    """What the bundle stages leave in ``output_dir``: the split (three training subjects, one validation, the rest
+    test), the untrained ``network_def`` and priors of ``overrides`` as checkpoints, and training slice positions."""
     save_split({"train": items[:3], "validation": items[3:4], "test": items[4:]}, output_dir / "split.json")
     parser = ConfigParser()
     parser.read_config([str(path) for path in CONFIGS])
-    for key, value in TINY.items():
+    for key, value in overrides.items():
         parser[key] = value
     torch.manual_seed(0)
     network = parser.get_parsed_content("network_def")
@@ -81,8 +87,7 @@ def finished_run(tmp_path_factory) -> Path:
         (output_dir / "models" / f"prior_{name}").mkdir()
         torch.save(prior.state_dict(), output_dir / "models" / f"prior_{name}" / "model.pt")
     (output_dir / "codes").mkdir()
-    np.savez(output_dir / "codes" / "train.npz", slice_position=np.array([0.125, 0.25, 0.5, 0.75], dtype=np.float32))
-    return output_dir
+    np.savez(output_dir / "codes" / "train.npz", slice_position=np.array(positions, dtype=np.float32))
 
 
 def test_synthetic_augmentation_compares_real_and_mixed_training_at_the_same_budget(finished_run):
@@ -147,22 +152,7 @@ def labelled_run(tmp_path_factory) -> Path:
         label = np.where(values > 0, np.digitize(values, [90, 120]) + 1, 0).astype(np.uint8)
         nib.save(nib.Nifti1Image(label, affine), data_dir / "labels" / path.name)
     items = discover_dataset(data_dir / "images", "nifti", label_dir=data_dir / "labels")
-    save_split({"train": items[:3], "validation": items[3:4], "test": items[4:]}, output_dir / "split.json")
-    parser = ConfigParser()
-    parser.read_config([str(path) for path in CONFIGS])
-    for key, value in {**TINY, "labels": True}.items():
-        parser[key] = value
-    torch.manual_seed(0)
-    network = parser.get_parsed_content("network_def")
-    (output_dir / "models").mkdir()
-    torch.save(network.state_dict(), output_dir / "models" / "model.pt")
-    prior_settings = parser.get_parsed_content("prior_settings")
-    for level, name in enumerate(("top", "bottom")):
-        prior = prior_for_level(network.network, level, num_scalars=1, **prior_settings)
-        (output_dir / "models" / f"prior_{name}").mkdir()
-        torch.save(prior.state_dict(), output_dir / "models" / f"prior_{name}" / "model.pt")
-    (output_dir / "codes").mkdir()
-    np.savez(output_dir / "codes" / "train.npz", slice_position=np.array([0.25, 0.5, 0.75], dtype=np.float32))
+    write_tiny_run(output_dir, items, {**TINY, "labels": True}, [0.25, 0.5, 0.75])
     return output_dir
 
 
