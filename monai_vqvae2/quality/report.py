@@ -174,8 +174,8 @@ def _label_agreement(
     num_figure_images: int,
     path: Path,
 ) -> dict[str, Any]:
-    """The report's ``label_agreement``: samples and real reference side by side, and the figure of the first
-    samples with their labels and the segmenter's."""
+    """The report's ``label_agreement``: samples and real reference side by side, and the figure of
+    ``num_figure_images`` samples spread over the set with their labels and the segmenter's."""
     if sample_labels is None:
         if samples._dataset is None:
             raise ValueError(
@@ -193,7 +193,8 @@ def _label_agreement(
     reference = label_agreement(
         segmenter, real.get(range(len(real))), real.labels(range(len(real))), batch_size=batch_size
     )
-    shown = slice(0, min(num_figure_images, len(samples)))
+    # evenly spread over the samples, which are in slice-position order when several positions were sampled
+    shown = torch.linspace(0, len(samples) - 1, min(num_figure_images, len(samples))).round().long().unique()
     label_pairs_figure(images[shown], sample_labels[shown], generated.pop("segmented")[shown], path)
     reference.pop("segmented")
     return {"description": LABEL_AGREEMENT, "samples": generated, "real": reference, "figure": path.name}
@@ -275,7 +276,8 @@ def quality_report(
             :func:`~monai_vqvae2.quality.similarity.nearest_training_ssim`).
         candidate_size: thumbnail side used to pre-select them.
         max_bandwidth_points: most base feature vectors used for the median-heuristic bandwidth.
-        num_figure_images: samples shown in the nearest-neighbour figure and per row of the position figure.
+        num_figure_images: samples shown in the nearest-neighbour and label figures and per row of the position
+            figure.
         position_window: when given, measure per sample position with the real and training slices whose
             ``"slice_position"`` lies within this distance of it (needs the positions of the samples, the real test
             slices and the training slices). ``None``: one comparison with slices from the whole brain.

@@ -50,6 +50,9 @@ def test_labels_true_trains_a_label_decoder_and_samples_come_as_pairs(labelled_d
     split = json.loads((tmp_path / "split.json").read_text())
     assert all(item["label"].startswith(str(labelled_dataset / "labels")) for item in split["train"])
 
+    run_bundle(["evaluate.yaml"], *data)
+    evaluation = json.loads((tmp_path / "evaluation" / "metrics.json").read_text())["metrics"]
+    assert 0 <= evaluation["label_dice_csf"] <= 1 and 0 <= evaluation["label_dice"] <= 1
     run_bundle(["extract_codes.yaml"], *data)
     for level in ("top", "bottom"):
         run_bundle(["train_prior.yaml"], *data, *PRIOR_OVERRIDES, "--prior_level", level, "--prior_max_epochs", "1")
