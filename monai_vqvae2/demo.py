@@ -94,6 +94,8 @@ FIGURES = {
     "quality/samples_by_position.png": ("demo_samples.png", "quality"),
     "evaluation/reconstructions_epoch*.png": ("demo_reconstructions.png", "evaluate"),
 }
+#: figures copied when the run made them: the label pairs of a run with labels (``--override labels=True``)
+OPTIONAL_FIGURES = {"quality/label_pairs.png": "demo_label_pairs.png"}
 VOLUME_FIGURES = {
     "samples/sample_views.png": ("demo_volume_samples.png", "sample"),
     "evaluation/reconstructions_epoch*.png": ("demo_volume_reconstructions.png", "evaluate"),
@@ -102,7 +104,8 @@ VOLUME_FIGURES = {
 
 def export_figures(output_dir: str | Path, figures_dir: str | Path, volumes: bool = False) -> list[Path]:
     """Copy the demo's sample grid (beside real test slices) and its reconstruction figure to ``figures_dir`` under
-    stable names, as the README shows them (``docs/images``).
+    stable names, as the README shows them (``docs/images``), and for a run with labels its label pairs figure
+    (``demo_label_pairs.png``).
 
     Args:
         output_dir: a demo run's output folder.
@@ -124,6 +127,10 @@ def export_figures(output_dir: str | Path, figures_dir: str | Path, volumes: boo
             raise FileNotFoundError(f"{output_dir / pattern} not found: run the demo's '{stage}' stage first.")
         data = found[-1].read_bytes()  # the last epoch's figure
         written.append(atomic_write(figures_dir / name, lambda path, data=data: path.write_bytes(data)))
+    for source, name in ({} if volumes else OPTIONAL_FIGURES).items():
+        if (output_dir / source).is_file():
+            data = (output_dir / source).read_bytes()
+            written.append(atomic_write(figures_dir / name, lambda path, data=data: path.write_bytes(data)))
     return written
 
 

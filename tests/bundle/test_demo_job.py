@@ -63,6 +63,10 @@ def test_demo_job_runs_every_stage(nifti_dataset, tmp_path):
     assert figures[1].read_bytes() == (output_dir / "evaluation" / "reconstructions_epoch1.png").read_bytes()
     with pytest.raises(FileNotFoundError, match=r"quality.samples_by_position.png not found: run the demo's 'quality'"):
         export_figures(tmp_path / "images", tmp_path / "nowhere")
+    # a run with labels also has its label pairs figure
+    (output_dir / "quality" / "label_pairs.png").write_bytes(b"pairs")
+    figures = export_figures(output_dir, tmp_path / "labelled")
+    assert [path.name for path in figures][-1] == "demo_label_pairs.png" and figures[-1].read_bytes() == b"pairs"
 
 
 def test_demo_rejects_unknown_stages_and_missing_bundle(tmp_path):
