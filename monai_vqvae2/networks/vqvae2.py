@@ -113,11 +113,11 @@ class VQVAE2(nn.Module):
             image and its aligned label map (:meth:`decode_labels`, :meth:`decode_label_samples`,
             :meth:`predict_labels`). It learns in training when :meth:`forward` gets ``labels``: their
             cross-entropy joins the latent loss.
-        label_weight: weight of that cross-entropy in the encoder. 0 (the default) detaches the latents for it: the
-            label decoder learns to read codes shaped by the image alone, which are then those of the same model
-            without labels. Above 0 the weighted cross-entropy also trains the encoder. On the demo, 0 kept the image
-            and the top level's anatomy (held-out brain SSIM 0.818 and top-only 0.517, against 0.778 and 0.422 with
-            1) at the same label Dice (``benchmarks/README.md``, "Image and label together").
+        label_weight: weight of that cross-entropy in the image model. 0 (the default) detaches the decoder input for
+            it: only the label decoder learns from the labels, and the rest of the network trains exactly as the same
+            model without labels (same codes, same priors). Above 0 the weighted cross-entropy also trains the
+            encoder, the codebooks' inputs and the upsampling. On the demo, 0 kept the image and the top level's
+            anatomy at the same label Dice (``benchmarks/README.md``, "Image and label together").
 
     Example::
 
@@ -423,22 +423,25 @@ class VQVAE2(nn.Module):
     def _label_loss(
         self, quantized: Sequence[torch.Tensor], labels: torch.Tensor, spatial_shape: Sequence[int]
     ) -> torch.Tensor:
-        """Cross-entropy of the label decoder against class maps ``(B, 1, *spatial)``; detached latents with
-        ``label_weight == 0`` (the codes are then not shaped by the labels)."""
+        """Cross-entropy of the label decoder against class maps ``(B, 1, *spatial)``; with ``label_weight == 0`` on
+        the detached decoder input, so that nothing of the image model learns from it."""
         expected = (quantized[0].shape[0], 1, *spatial_shape)
         if tuple(labels.shape) != expected or labels.dtype.is_floating_point:
             raise ValueError(
                 f"`labels` must be an integer class map of shape {expected} (B, 1, *spatial) aligned with the images, "
                 f"got {tuple(labels.shape)} of {labels.dtype}."
             )
-        shaping = self.label_weight > 0
-        logits = self.decode_labels(quantized if shaping else [level.detach() for level in quantized])
         if labels.min() < 0 or labels.max() >= self.label_channels:  # type: ignore[operator]
             raise ValueError(
                 f"`labels` hold classes {int(labels.min())}..{int(labels.max())}, outside 0..{self.label_channels - 1} "
                 f"(`label_channels={self.label_channels}`)."
             )
-        return (self.label_weight if shaping else 1.0) * F.cross_entropy(logits, labels[:, 0].long())
+        if self.label_weight > 0:
+            logits = self.decode_labels(quantized)
+            return self.label_weight * F.cross_entropy(logits, labels[:, 0].long())
+        # detached after the upsampling the image decoder shares: the image model trains as if there were no labels
+        logits = self._run(self.label_decoder, self._decoder_input(quantized).detach())  # type: ignore[arg-type]
+        return F.cross_entropy(logits, labels[:, 0].long())
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruct ``images``; same contract as :class:`monai.networks.nets.VQVAE`.

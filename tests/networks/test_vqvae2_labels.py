@@ -112,3 +112,22 @@ def test_bad_labels_are_refused_by_name():
         network(images, labels.float())
     with pytest.raises(ValueError, match=r"`labels` hold classes 0..4, outside 0..3 \(`label_channels=4`\)"):
         network(images, labels + (labels == 3).long())
+
+
+def test_with_label_weight_zero_the_image_model_trains_exactly_as_without_labels():
+    images, labels = pairs(8)
+    trained = {}
+    for with_labels in (False, True):
+        network = small(label_channels=4) if with_labels else small()
+        optimizer = torch.optim.Adam(network.parameters(), lr=1e-2)
+        network.train()
+        for _ in range(3):
+            reconstruction, latent_loss = network(images, labels) if with_labels else network(images)
+            loss = F.mse_loss(reconstruction, images) + latent_loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        trained[with_labels] = network.state_dict()
+    image_only, labelled = trained[False], trained[True]
+    assert set(labelled) - set(image_only) == {key for key in labelled if key.startswith("label_decoder.")}
+    assert all(torch.equal(image_only[key], labelled[key]) for key in image_only)  # codebooks included
