@@ -17,7 +17,7 @@ folder of volumes).
 from __future__ import annotations
 
 from monai_vqvae2.quality.features import FEATURE_SPACE, RANDOM_FEATURE_SPACE, RandomCNNFeatures, encoder_features
-from monai_vqvae2.quality.images import SampleFolder, load_sample_folder
+from monai_vqvae2.quality.images import SampleFolder, load_sample_folder, load_sample_labels
 from monai_vqvae2.quality.measures import (
     FOREGROUND_THRESHOLD,
     HISTOGRAM_BINS,
@@ -58,6 +58,7 @@ __all__ = [
     "intensity_wasserstein",
     "label_agreement",
     "load_sample_folder",
+    "load_sample_labels",
     "maximum_mean_discrepancy",
     "median_bandwidth",
     "nearest_training_ssim",

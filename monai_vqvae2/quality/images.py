@@ -20,7 +20,7 @@ from monai.utils import convert_to_tensor
 
 from monai_vqvae2.slice_io import read_slice_nifti
 
-__all__ = ["ImageSet", "SampleFolder", "check_same_size", "load_sample_folder"]
+__all__ = ["ImageSet", "SampleFolder", "check_same_size", "load_sample_folder", "load_sample_labels"]
 
 # image values may exceed [0, 1] by this much (interpolation round-off) before an input is refused
 RANGE_TOLERANCE = 1e-3
@@ -33,13 +33,10 @@ class SampleFolder(NamedTuple):
         images: ``(N, 1, H, W)`` float32 in [0, 1], display order (anterior up), as given to ``write_samples``.
         positions: the normalised slice position of each sample (0 = inferior, 1 = superior), or ``None`` when the
             manifest records none (absent or ``null``).
-        labels: ``(N, 1, H, W)`` int64 tissue label maps of the samples (the manifest's ``label`` files), or ``None``
-            when the samples have none.
     """
 
     images: torch.Tensor
     positions: list[float] | None
-    labels: torch.Tensor | None = None
 
 
 class ImageSet:
@@ -197,13 +194,13 @@ def load_sample_folder(path: str | os.PathLike) -> SampleFolder:
         path: the samples folder.
 
     Returns:
-        a :class:`SampleFolder` ``(images, positions, labels)``: images ``(N, 1, H, W)`` float32, positions from the
-        manifest (``None`` when it records none), label maps when every sample has a ``label`` file (else ``None``).
+        a :class:`SampleFolder` ``(images, positions)``: images ``(N, 1, H, W)`` float32, positions from the manifest
+        (``None`` when it records none). The samples' label maps: :func:`load_sample_labels`.
 
     Raises:
         FileNotFoundError: no ``manifest.json`` in ``path``, or a listed file is missing.
         ValueError: a malformed manifest, a file that is not one ``(X, Y, 1)`` slice, slices of different sizes, or
-            slice positions or label files recorded for some samples only.
+            slice positions recorded for some samples only.
     """
     folder = Path(path)
     manifest_path = folder / "manifest.json"
@@ -236,17 +233,38 @@ def load_sample_folder(path: str | os.PathLike) -> SampleFolder:
     if any(known) and not all(known):
         raise ValueError(f"{manifest_path} records a 'slice_position' for some samples only.")
     positions = [float(value) for value in recorded] if all(known) else None
-    label_files = [entry.get("label") for entry in entries]
-    if any(label_files) and not all(label_files):
+    return SampleFolder(images, positions)
+
+
+def load_sample_labels(path: str | os.PathLike) -> torch.Tensor | None:
+    """The tissue label maps of a samples folder written with labels (the manifest's ``label`` files, from a
+    VQ-VAE-2 with a label decoder), in the order and display orientation of :func:`load_sample_folder`'s images.
+
+    Args:
+        path: the samples folder.
+
+    Returns:
+        ``(N, 1, H, W)`` int64 class maps, or ``None`` when the samples have no label files.
+
+    Raises:
+        FileNotFoundError: no ``manifest.json``, or a listed label file is missing.
+        ValueError: label files listed for some samples only, or of different sizes.
+    """
+    folder = Path(path)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"No manifest.json in the samples folder {folder}.")
+    entries = json.loads(manifest_path.read_text(encoding="utf-8")).get("samples") or []
+    names = [entry.get("label") if isinstance(entry, dict) else None for entry in entries]
+    if not any(names):
+        return None
+    if not all(names):
         raise ValueError(f"{manifest_path} lists a 'label' file for some samples only.")
-    labels = None
-    if all(label_files):
-        maps = []
-        for name in label_files:
-            if not (folder / name).is_file():
-                raise FileNotFoundError(f"{folder / name} is listed in {manifest_path} but does not exist.")
-            maps.append(np.rint(read_slice_nifti(folder / name)).astype(np.int64))
-        if {m.shape for m in maps} != {tuple(images.shape[2:])}:
-            raise ValueError(f"The label files listed in {manifest_path} do not match the samples' size.")
-        labels = torch.from_numpy(np.stack(maps))[:, None]
-    return SampleFolder(images, positions, labels)
+    maps = []
+    for name in names:
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} is listed in {manifest_path} but does not exist.")
+        maps.append(np.rint(read_slice_nifti(folder / name)).astype(np.int64))
+    if len({m.shape for m in maps}) > 1:
+        raise ValueError(f"The label files listed in {manifest_path} have different sizes.")
+    return torch.from_numpy(np.stack(maps))[:, None]

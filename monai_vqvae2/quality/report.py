@@ -45,7 +45,7 @@ from monai_vqvae2.metrics import ms_ssim_weights
 from monai_vqvae2.networks import unwrap
 from monai_vqvae2.quality.features import FEATURE_SPACE, RANDOM_FEATURE_SPACE, RandomCNNFeatures, encoder_features
 from monai_vqvae2.quality.figures import MAX_POSITION_ROWS, label_pairs_figure, nearest_figure, position_figure
-from monai_vqvae2.quality.images import ImageSet, check_same_size, load_sample_folder
+from monai_vqvae2.quality.images import ImageSet, check_same_size, load_sample_folder, load_sample_labels
 from monai_vqvae2.quality.markdown import report_markdown
 from monai_vqvae2.quality.measures import (
     FOREGROUND_THRESHOLD,
@@ -326,10 +326,12 @@ def quality_report(
     if max_base_slices is not None and positive_int(max_base_slices, "max_base_slices") < 2:
         raise ValueError(f"`max_base_slices` must be >= 2 or None, got {max_base_slices}.")
     if isinstance(samples, (str, os.PathLike)):
+        samples_dir = samples
         folder = load_sample_folder(samples)
         samples = folder.images
         sample_positions = folder.positions if sample_positions is None else sample_positions
-        sample_labels = folder.labels if sample_labels is None else sample_labels
+        if sample_labels is None and segmenter is not None:
+            sample_labels = load_sample_labels(samples_dir)
     real, generated, train = (
         ImageSet(real_test, "real_test"),
         ImageSet(samples, "samples"),

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from monai_vqvae2.inferers import sample_to_folder, write_samples
-from monai_vqvae2.quality.images import load_sample_folder
+from monai_vqvae2.quality.images import load_sample_folder, load_sample_labels
 from tests.quality.conftest import textures
 from tests.tiny import single_thread, tiny_sampler  # noqa: F401 (autouse fixture)
 
@@ -63,3 +63,14 @@ def test_load_sample_folder_errors_name_the_file(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps({"samples": []}))
     with pytest.raises(ValueError, match=r"manifest.json must list the samples"):
         load_sample_folder(tmp_path)
+
+
+def test_sample_labels_are_read_back_as_written(tmp_path):
+    labels = torch.randint(0, 4, (3, 1, 8, 8))
+    write_samples(torch.rand(3, 1, 8, 8), tmp_path / "pairs", {}, labels=labels)
+    assert torch.equal(load_sample_labels(tmp_path / "pairs"), labels)
+    write_samples(torch.rand(2, 1, 8, 8), tmp_path / "images", {})
+    assert load_sample_labels(tmp_path / "images") is None
+    (tmp_path / "pairs" / "sample_0001_label.nii.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"sample_0001_label.nii.gz is listed in .* but does not exist"):
+        load_sample_labels(tmp_path / "pairs")

@@ -32,7 +32,10 @@ def test_the_old_import_paths_give_the_new_objects():
     assert monai_vqvae2.quality.pairwise_ms_ssim is similarity.pairwise_ms_ssim
     assert monai_vqvae2.quality_measures.RandomCNNFeatures is features.RandomCNNFeatures
     volume_names = {"PLANES", "plane_slices", "volume_quality_report"}  # added with the quality of volumes
-    expected = set(FORMER_QUALITY_NAMES) | set(monai_vqvae2.quality_measures.__all__) | volume_names
+    # added with the label agreement of image + label pairs
+    label_names = {"label_agreement", "load_sample_labels", "reference_segmenter", "segment", "tissue_segmenter"}
+    label_names.add("train_segmenter")
+    expected = set(FORMER_QUALITY_NAMES) | set(monai_vqvae2.quality_measures.__all__) | volume_names | label_names
     assert set(monai_vqvae2.quality.__all__) == expected
     for name in monai_vqvae2.quality_measures.__all__:
         assert getattr(monai_vqvae2.quality_measures, name) is getattr(monai_vqvae2.quality, name), name
