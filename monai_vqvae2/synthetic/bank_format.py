@@ -55,6 +55,7 @@ def _from_format_1(manifest: dict[str, Any]) -> dict[str, Any]:
     if isinstance(manifest.get("settings"), dict) and "labels" in manifest["settings"]:
         settings = dict(manifest["settings"])
         settings["class_labels"] = settings.pop("labels")
+        settings.setdefault("label_maps", False)
         manifest["settings"] = settings
     if isinstance(manifest.get("samples"), list):
         manifest["samples"] = [
