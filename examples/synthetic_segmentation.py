@@ -74,6 +74,14 @@ ARMS = ("real", "real_augmented", "real_synthetic", "real_synthetic_augmented", 
 CLASS_NAMES = TISSUE_CLASSES[1:]
 
 
+#: what :func:`standard_augmentation` does, for the results file
+AUGMENTATION = (
+    "RandAffined (p 0.8: rotation ±0.26 rad, scaling ±0.1, translation ±6 px; nearest neighbour for the label), "
+    "RandScaleIntensityd (factors ±0.1, p 0.5), RandAdjustContrastd (gamma 0.8–1.25, p 0.5), "
+    "RandGaussianNoised (std 0.02, p 0.5)"
+)
+
+
 def standard_augmentation(seed: int) -> Compose:
     """MONAI's usual geometric and intensity augmentation of image + label pairs, seeded."""
     augment = Compose(
@@ -268,7 +276,7 @@ def run_study(
             "device": device.type,
             "num_threads": torch.get_num_threads(),
             "segmenter": "monai.networks.nets.UNet (monai_vqvae2.quality.tissue_segmenter), DiceCELoss, Adam",
-            "augmentation": repr(standard_augmentation(0).transforms),
+            "augmentation": AUGMENTATION,
             "configs": [Path(path).name for path in configs],
             "overrides": dict(overrides or {}),
         },
