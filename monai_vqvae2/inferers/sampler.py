@@ -283,8 +283,11 @@ class HierarchicalSampler:
         was_training = self.vqvae.training
         self.vqvae.eval()
         try:
-            images = self.vqvae.decode_samples(indices)
-            labels = self.vqvae.decode_label_samples(indices) if self.vqvae.label_decoder is not None else None
+            quantized = self.vqvae.embed(indices)  # looked up once for the image and the label decoders
+            images = self.vqvae.decode(quantized)
+            labels = None
+            if self.vqvae.label_decoder is not None:
+                labels = self.vqvae.decode_labels(quantized).argmax(dim=1, keepdim=True)
         finally:
             self.vqvae.train(was_training)
         return SampleOutput(images, indices, labels)
